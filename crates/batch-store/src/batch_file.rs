@@ -1,0 +1,210 @@
+//! The batch file: its name, its place, and its Parquet layout.
+//!
+//! `partition-N-batch-M.parquet` under `/data`, with exactly the three columns
+//! of the `Report` message (`station_id`, `date`, `degrees`), so pyarrow,
+//! pandas and DuckDB read it like the course's files.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, Float64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::{Error, Result, TMP_SUFFIX};
+
+/// Directory of the store that holds batch files.
+pub const DATA_DIR: &str = "/data";
+
+/// One reading as stored in a batch file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub station_id: String,
+    pub date: String,
+    pub degrees: f64,
+}
+
+/// Batch `batch` of partition `partition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BatchFile {
+    pub partition: i32,
+    pub batch: u64,
+}
+
+impl BatchFile {
+    pub fn new(partition: i32, batch: u64) -> Self {
+        Self { partition, batch }
+    }
+
+    pub fn name(&self) -> String {
+        format!("partition-{}-batch-{}.parquet", self.partition, self.batch)
+    }
+
+    pub fn path(&self) -> String {
+        crate::join(DATA_DIR, &self.name())
+    }
+
+    pub fn tmp_path(&self) -> String {
+        format!("{}{TMP_SUFFIX}", self.path())
+    }
+
+    /// Parses a final (not temporary) batch file name.
+    pub fn parse(name: &str) -> Option<Self> {
+        let rest = name.strip_prefix("partition-")?.strip_suffix(".parquet")?;
+        let (partition, batch) = rest.split_once("-batch-")?;
+        let partition = partition.parse().ok().filter(|p: &i32| *p >= 0)?;
+        Some(Self {
+            partition,
+            batch: batch.parse().ok()?,
+        })
+    }
+
+    /// Whether `name` is a temporary file left by a writer of `partition`.
+    pub fn is_tmp_of(partition: i32, name: &str) -> bool {
+        name.strip_suffix(TMP_SUFFIX)
+            .and_then(Self::parse)
+            .is_some_and(|file| file.partition == partition)
+    }
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("station_id", DataType::Utf8, false),
+        Field::new("date", DataType::Utf8, false),
+        Field::new("degrees", DataType::Float64, false),
+    ]))
+}
+
+/// Encodes records as one Snappy-compressed Parquet file (zero records give a
+/// valid file with no rows).
+pub fn encode(records: &[Record]) -> Result<Bytes> {
+    let fail = |reason: String| Error::Parquet {
+        path: "(new batch)".into(),
+        reason,
+    };
+    let schema = schema();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.station_id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.date.as_str()),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                records.iter().map(|r| r.degrees),
+            )),
+        ],
+    )
+    .map_err(|err| fail(err.to_string()))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut buffer = Vec::with_capacity(records.len() * 24 + 1024);
+    let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(properties))
+        .map_err(|err| fail(err.to_string()))?;
+    writer.write(&batch).map_err(|err| fail(err.to_string()))?;
+    writer.close().map_err(|err| fail(err.to_string()))?;
+    Ok(Bytes::from(buffer))
+}
+
+/// Decodes a batch file written by [`encode`] (or any Parquet file with the
+/// same three columns).
+pub fn decode(path: &str, bytes: Bytes) -> Result<Vec<Record>> {
+    let fail = |reason: String| Error::Parquet {
+        path: path.into(),
+        reason,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|builder| builder.build())
+        .map_err(|err| fail(err.to_string()))?;
+    let mut records = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|err| fail(err.to_string()))?;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| fail(format!("no column {name}")))
+        };
+        let stations = column("station_id")?;
+        let dates = column("date")?;
+        let degrees = column("degrees")?;
+        let stations = stations
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| fail("station_id is not a string".into()))?;
+        let dates = dates
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| fail("date is not a string".into()))?;
+        let degrees = degrees
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or_else(|| fail("degrees is not a double".into()))?;
+        for row in 0..batch.num_rows() {
+            records.push(Record {
+                station_id: stations.value(row).to_string(),
+                date: dates.value(row).to_string(),
+                degrees: degrees.value(row),
+            });
+        }
+        if stations.null_count() + dates.null_count() + degrees.null_count() > 0 {
+            return Err(fail("null values".into()));
+        }
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_course() {
+        let file = BatchFile::new(2, 17);
+        assert_eq!(file.path(), "/data/partition-2-batch-17.parquet");
+        assert_eq!(file.tmp_path(), "/data/partition-2-batch-17.parquet.tmp");
+        assert_eq!(BatchFile::parse(&file.name()), Some(file));
+        assert_eq!(BatchFile::parse("partition-2-batch-17.parquet.tmp"), None);
+        assert_eq!(BatchFile::parse("partition-x-batch-1.parquet"), None);
+        assert!(BatchFile::is_tmp_of(2, "partition-2-batch-17.parquet.tmp"));
+        assert!(!BatchFile::is_tmp_of(1, "partition-2-batch-17.parquet.tmp"));
+        assert!(!BatchFile::is_tmp_of(2, "partition-2-batch-17.parquet"));
+    }
+
+    #[test]
+    fn records_round_trip_through_parquet() {
+        let records = vec![
+            Record {
+                station_id: "StationA".into(),
+                date: "2000-01-01".into(),
+                degrees: 23.851454295532143,
+            },
+            Record {
+                station_id: "StationJ".into(),
+                date: "2000-01-02".into(),
+                degrees: 1.0,
+            },
+        ];
+        let bytes = encode(&records).unwrap();
+        assert_eq!(&bytes[..4], b"PAR1");
+        assert_eq!(decode("x", bytes).unwrap(), records);
+        assert!(decode("x", encode(&[]).unwrap()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_truncated_file_is_an_error() {
+        let bytes = encode(&[Record {
+            station_id: "S".into(),
+            date: "d".into(),
+            degrees: 1.0,
+        }])
+        .unwrap();
+        assert!(decode("x", bytes.slice(..bytes.len() / 2)).is_err());
+    }
+}

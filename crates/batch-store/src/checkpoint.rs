@@ -1,0 +1,146 @@
+//! The per-partition checkpoint `partition-N.json`: `{"batch_id": M, "offset": O}`.
+//!
+//! It names the last batch file that is in place and the next offset to read,
+//! in one file replaced atomically, so data and position always agree: a
+//! reader trusts batches `0..=batch_id` and a restarted consumer continues at
+//! `offset` with batch `batch_id + 1`.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// The last committed batch.
+    pub batch_id: u64,
+    /// The next offset of the partition to read.
+    pub offset: i64,
+}
+
+/// The local directory checkpoints live in (the container's `/` in the course).
+#[derive(Debug, Clone)]
+pub struct CheckpointDir {
+    dir: PathBuf,
+    store: Store,
+}
+
+impl CheckpointDir {
+    pub fn new(dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref().to_path_buf();
+        Self {
+            store: Store::local(&dir),
+            dir,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn file_name(partition: i32) -> String {
+        format!("partition-{partition}.json")
+    }
+
+    pub fn path(&self, partition: i32) -> PathBuf {
+        self.dir.join(Self::file_name(partition))
+    }
+
+    /// The checkpoint of `partition`, or `None` if it has none yet. A file
+    /// that exists but is not a valid checkpoint is an error, never "none":
+    /// treating it as absent would silently start over from offset 0.
+    pub async fn load(&self, partition: i32) -> Result<Option<Checkpoint>> {
+        let bytes = match self.store.get(&Self::file_name(partition)).await {
+            Ok(bytes) => bytes,
+            Err(err) if err.is_not_found() => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let checkpoint: Checkpoint =
+            serde_json::from_slice(&bytes).map_err(|err| Error::CorruptCheckpoint {
+                path: self.path(partition).display().to_string(),
+                reason: err.to_string(),
+            })?;
+        if checkpoint.offset < 0 {
+            return Err(Error::CorruptCheckpoint {
+                path: self.path(partition).display().to_string(),
+                reason: format!("negative offset {}", checkpoint.offset),
+            });
+        }
+        Ok(Some(checkpoint))
+    }
+
+    /// The bytes a checkpoint is stored as.
+    pub fn encode(checkpoint: &Checkpoint) -> Bytes {
+        Bytes::from(serde_json::to_vec(checkpoint).expect("a checkpoint always serializes"))
+    }
+
+    /// Replaces the checkpoint atomically (temp file, fsync, rename, fsync of the directory).
+    pub async fn save(&self, partition: i32, checkpoint: &Checkpoint) -> Result<()> {
+        self.store
+            .put_atomic(&Self::file_name(partition), Self::encode(checkpoint))
+            .await
+    }
+
+    /// Removes the checkpoint (a deliberate reset).
+    pub async fn remove(&self, partition: i32) -> Result<bool> {
+        self.store.delete(&Self::file_name(partition)).await
+    }
+
+    /// The store holding the checkpoint files themselves.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn saves_and_loads_the_course_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = CheckpointDir::new(dir.path());
+        assert_eq!(checkpoints.load(0).await.unwrap(), None);
+        checkpoints
+            .save(
+                0,
+                &Checkpoint {
+                    batch_id: 20,
+                    offset: 255,
+                },
+            )
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(dir.path().join("partition-0.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json, serde_json::json!({"batch_id": 20, "offset": 255}));
+        assert_eq!(
+            checkpoints.load(0).await.unwrap(),
+            Some(Checkpoint {
+                batch_id: 20,
+                offset: 255
+            })
+        );
+        assert!(!dir.path().join("partition-0.json.tmp").exists());
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_or_half_written_checkpoint_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = CheckpointDir::new(dir.path());
+        for bad in [
+            "",
+            "{\"batch_id\": 3, \"off",
+            "[]",
+            "{\"batch_id\": 3}",
+            "{\"batch_id\": 1, \"offset\": -5}",
+        ] {
+            std::fs::write(dir.path().join("partition-1.json"), bad).unwrap();
+            let err = checkpoints.load(1).await.unwrap_err();
+            assert!(err.to_string().contains("partition-1.json"), "{err}");
+        }
+    }
+}

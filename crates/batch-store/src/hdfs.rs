@@ -1,0 +1,142 @@
+//! A store on HDFS through the native client. HDFS's rename does not replace
+//! an existing file unless asked to, so every rename here passes `overwrite`.
+//! A file is durable once `close` returns: the NameNode only completes it when
+//! the DataNodes have acknowledged every block.
+
+use bytes::Bytes;
+use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct HdfsStore {
+    url: String,
+    base: String,
+    client: std::sync::Arc<Client>,
+}
+
+impl HdfsStore {
+    /// `hdfs://host:port[/base]`: paths are resolved below `base`.
+    pub fn open(location: &str) -> Result<Self> {
+        let invalid = |reason: &str| Error::Location {
+            location: location.into(),
+            reason: reason.into(),
+        };
+        let rest = location
+            .strip_prefix("hdfs://")
+            .ok_or_else(|| invalid("expected hdfs://host:port"))?;
+        let (authority, base) = match rest.find('/') {
+            Some(slash) => (&rest[..slash], rest[slash..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(invalid("missing host"));
+        }
+        let url = format!("hdfs://{authority}");
+        let client = ClientBuilder::new()
+            .with_url(url.as_str())
+            .build()
+            .map_err(|err| invalid(&err.to_string()))?;
+        Ok(Self {
+            url: location.trim_end_matches('/').to_string(),
+            base: base.to_string(),
+            client: client.into(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn resolve(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    fn error(&self, op: &'static str, path: &str, err: HdfsError) -> Error {
+        let not_found = match &err {
+            HdfsError::FileNotFound(_) => true,
+            HdfsError::RPCError(class, _) => class.ends_with("FileNotFoundException"),
+            _ => false,
+        };
+        if not_found {
+            Error::NotFound {
+                store: self.url.clone(),
+                path: path.into(),
+            }
+        } else {
+            Error::Io {
+                store: self.url.clone(),
+                op,
+                path: path.into(),
+                message: err.to_string(),
+            }
+        }
+    }
+
+    pub async fn write_new(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let full = self.resolve(path);
+        let options = WriteOptions::default().overwrite(true).create_parent(true);
+        let mut writer = self
+            .client
+            .create(&full, options)
+            .await
+            .map_err(|err| self.error("create", path, err))?;
+        writer
+            .write_bytes(bytes)
+            .await
+            .map_err(|err| self.error("write", path, err))?;
+        writer
+            .close()
+            .await
+            .map_err(|err| self.error("close", path, err))
+    }
+
+    pub async fn rename_over(&self, from: &str, to: &str) -> Result<()> {
+        let (source, target) = (self.resolve(from), self.resolve(to));
+        self.client
+            .rename(&source, &target, true)
+            .await
+            .map_err(|err| self.error("rename", from, err))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Bytes> {
+        let full = self.resolve(path);
+        let reader = self
+            .client
+            .read(&full)
+            .await
+            .map_err(|err| self.error("open", path, err))?;
+        reader
+            .read_range(0, reader.file_length())
+            .await
+            .map_err(|err| self.error("read", path, err))
+    }
+
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let full = self.resolve(dir);
+        let statuses = match self.client.list_status(&full, false).await {
+            Ok(statuses) => statuses,
+            Err(err) => {
+                let err = self.error("list", dir, err);
+                return if err.is_not_found() {
+                    Ok(Vec::new())
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        Ok(statuses
+            .into_iter()
+            .filter(|status| !status.isdir)
+            .filter_map(|status| status.path.rsplit('/').next().map(str::to_string))
+            .collect())
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<bool> {
+        let full = self.resolve(path);
+        self.client
+            .delete(&full, false)
+            .await
+            .map_err(|err| self.error("delete", path, err))
+    }
+}

@@ -1,0 +1,174 @@
+//! Where batches and checkpoints become durable.
+//!
+//! A [`Store`] is a local directory or an HDFS namespace. Every durable file of
+//! the pipeline goes through [`Store::put_atomic`]: the bytes are written to
+//! `<path>.tmp` and then renamed over `<path>`, so a reader sees either the old
+//! file, the new file, or no file, never a partial one, whatever moment the
+//! writer dies at.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+pub mod batch_file;
+pub mod checkpoint;
+pub mod committed;
+mod hdfs;
+mod local;
+
+pub use batch_file::{BatchFile, Record, DATA_DIR};
+pub use checkpoint::{Checkpoint, CheckpointDir};
+pub use committed::{committed_batches, read_batch, read_committed};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid store location {location:?}: {reason}")]
+    Location { location: String, reason: String },
+    #[error("{path} does not exist in {store}")]
+    NotFound { store: String, path: String },
+    #[error("{op} {path} in {store}: {message}")]
+    Io {
+        store: String,
+        op: &'static str,
+        path: String,
+        message: String,
+    },
+    #[error("checkpoint {path} is corrupt ({reason}); move it away or start over with --reset")]
+    CorruptCheckpoint { path: String, reason: String },
+    #[error("batch file {path}: {reason}")]
+    Parquet { path: String, reason: String },
+    #[error("committed batch {path} is missing from {store}")]
+    MissingBatch { store: String, path: String },
+}
+
+impl Error {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+}
+
+/// Suffix of the file a write goes to before it is renamed into place.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// A place durable files live in. Paths are absolute within the store
+/// (`/data/partition-0-batch-0.parquet`); a local store maps `/` to its root
+/// directory.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Local(local::LocalStore),
+    Hdfs(hdfs::HdfsStore),
+}
+
+impl Store {
+    /// Opens `hdfs://host:port[/base]`, `file:///dir`, or a plain directory path.
+    pub fn open(location: &str) -> Result<Self> {
+        if location.starts_with("hdfs://") {
+            return Ok(Store::Hdfs(hdfs::HdfsStore::open(location)?));
+        }
+        let dir = location.strip_prefix("file://").unwrap_or(location);
+        if dir.is_empty() {
+            return Err(Error::Location {
+                location: location.into(),
+                reason: "empty path".into(),
+            });
+        }
+        if location.contains("://") && !location.starts_with("file://") {
+            return Err(Error::Location {
+                location: location.into(),
+                reason: "expected hdfs://host:port, file:///dir or a directory path".into(),
+            });
+        }
+        Ok(Store::Local(local::LocalStore::new(PathBuf::from(dir))))
+    }
+
+    /// A store rooted at a local directory.
+    pub fn local(root: impl AsRef<Path>) -> Self {
+        Store::Local(local::LocalStore::new(root.as_ref().to_path_buf()))
+    }
+
+    /// The location this store was opened from, for messages.
+    pub fn location(&self) -> String {
+        match self {
+            Store::Local(store) => store.root().display().to_string(),
+            Store::Hdfs(store) => store.url().to_string(),
+        }
+    }
+
+    /// Makes `bytes` the content of `path` atomically: written to `path.tmp`,
+    /// made durable, then renamed over `path` (replacing an existing file).
+    pub async fn put_atomic(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let tmp = format!("{path}{TMP_SUFFIX}");
+        self.write_new(&tmp, bytes).await?;
+        self.rename_over(&tmp, path).await
+    }
+
+    /// Writes `bytes` to `path` (replacing any file there) and makes them
+    /// durable before returning. Not atomic on its own: see [`Store::put_atomic`].
+    pub async fn write_new(&self, path: &str, bytes: Bytes) -> Result<()> {
+        match self {
+            Store::Local(store) => store.write_new(path, bytes).await,
+            Store::Hdfs(store) => store.write_new(path, bytes).await,
+        }
+    }
+
+    /// Renames `from` to `to`, replacing `to` if it exists.
+    pub async fn rename_over(&self, from: &str, to: &str) -> Result<()> {
+        match self {
+            Store::Local(store) => store.rename_over(from, to).await,
+            Store::Hdfs(store) => store.rename_over(from, to).await,
+        }
+    }
+
+    /// The whole content of `path`.
+    pub async fn get(&self, path: &str) -> Result<Bytes> {
+        match self {
+            Store::Local(store) => store.get(path).await,
+            Store::Hdfs(store) => store.get(path).await,
+        }
+    }
+
+    /// File names (not paths) directly inside `dir`, sorted; an absent directory is empty.
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let mut names = match self {
+            Store::Local(store) => store.list(dir).await?,
+            Store::Hdfs(store) => store.list(dir).await?,
+        };
+        names.sort();
+        Ok(names)
+    }
+
+    /// Deletes the file `path`; returns whether it existed.
+    pub async fn delete(&self, path: &str) -> Result<bool> {
+        match self {
+            Store::Local(store) => store.delete(path).await,
+            Store::Hdfs(store) => store.delete(path).await,
+        }
+    }
+}
+
+/// Joins a store directory and a file name.
+pub fn join(dir: &str, name: &str) -> String {
+    format!("{}/{}", dir.trim_end_matches('/'), name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_recognised() {
+        assert!(matches!(Store::open("/tmp/x").unwrap(), Store::Local(_)));
+        assert!(matches!(
+            Store::open("file:///tmp/x").unwrap(),
+            Store::Local(_)
+        ));
+        assert!(matches!(
+            Store::open("hdfs://127.0.0.1:9000").unwrap(),
+            Store::Hdfs(_)
+        ));
+        assert!(Store::open("s3://bucket").is_err());
+        assert!(Store::open("").is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! A store on the local file system. Durability comes from fsyncing the file
+//! before the rename and the directory after it: without the second fsync a
+//! power cut can forget the rename even though the call returned.
+
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        self.root.join(path.trim_start_matches('/'))
+    }
+
+    fn io_error(&self, op: &'static str, path: &str, err: std::io::Error) -> Error {
+        if err.kind() == ErrorKind::NotFound {
+            Error::NotFound {
+                store: self.root.display().to_string(),
+                path: path.into(),
+            }
+        } else {
+            Error::Io {
+                store: self.root.display().to_string(),
+                op,
+                path: path.into(),
+                message: err.to_string(),
+            }
+        }
+    }
+
+    /// Runs blocking file-system work off the async runtime's worker threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        path: &str,
+        work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        match tokio::task::spawn_blocking(work).await {
+            Ok(result) => result.map_err(|err| self.io_error(op, path, err)),
+            Err(join) => Err(Error::Io {
+                store: self.root.display().to_string(),
+                op,
+                path: path.into(),
+                message: join.to_string(),
+            }),
+        }
+    }
+
+    pub async fn write_new(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let file = self.resolve(path);
+        self.blocking("write", path, move || {
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut out = std::fs::File::create(&file)?;
+            out.write_all(&bytes)?;
+            out.sync_all()
+        })
+        .await
+    }
+
+    pub async fn rename_over(&self, from: &str, to: &str) -> Result<()> {
+        let (source, target) = (self.resolve(from), self.resolve(to));
+        self.blocking("rename", from, move || {
+            std::fs::rename(&source, &target)?;
+            sync_parent(&target)
+        })
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Bytes> {
+        let file = self.resolve(path);
+        self.blocking("read", path, move || std::fs::read(file).map(Bytes::from))
+            .await
+    }
+
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let dir_path = self.resolve(dir);
+        self.blocking("list", dir, move || {
+            let entries = match std::fs::read_dir(&dir_path) {
+                Ok(entries) => entries,
+                Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(err) => return Err(err),
+            };
+            let mut names = Vec::new();
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_type()?.is_file() {
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+            Ok(names)
+        })
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<bool> {
+        let file = self.resolve(path);
+        self.blocking("delete", path, move || match std::fs::remove_file(&file) {
+            Ok(()) => sync_parent(&file).map(|()| true),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(err),
+        })
+        .await
+    }
+}
+
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(parent) => std::fs::File::open(parent)?.sync_all(),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,89 @@
+//! Where the services started by `scripts/stack up` listen.
+//!
+//! Each setting comes from its environment variable, or else from the
+//! `export` lines `scripts/stack up` writes to `<repo>/.stack/env` (or
+//! `$P7_STACK_DIR/env`). Integration tests call these functions; a stack that
+//! is not running is a test failure with a message saying how to start it,
+//! never a silent skip.
+
+use std::path::PathBuf;
+
+/// `mysql://root:abc@127.0.0.1:PORT/CS544`
+pub fn mysql_url() -> String {
+    setting("P7_MYSQL_URL")
+}
+
+/// `127.0.0.1:PORT`, the Kafka bootstrap servers.
+pub fn brokers() -> String {
+    setting("P7_BROKERS")
+}
+
+/// `hdfs://127.0.0.1:PORT`
+pub fn hdfs_url() -> String {
+    setting("P7_HDFS_URL")
+}
+
+/// The directory `scripts/stack` keeps its data, logs and env file in.
+pub fn stack_dir() -> PathBuf {
+    match std::env::var_os("P7_STACK_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.stack"),
+    }
+}
+
+/// Looks a setting up; panics with instructions when the stack is not up,
+/// because every caller is a test or tool that cannot run without it.
+pub fn setting(name: &str) -> String {
+    if let Ok(value) = std::env::var(name) {
+        if !value.is_empty() {
+            return value;
+        }
+    }
+    let env_file = stack_dir().join("env");
+    let text = std::fs::read_to_string(&env_file).unwrap_or_else(|err| {
+        panic!(
+            "{name} is not set and {} cannot be read ({err}): start the services with `scripts/stack up`",
+            env_file.display()
+        )
+    });
+    parse_env_file(&text, name).unwrap_or_else(|| {
+        panic!(
+            "{name} is missing from {}: restart the services with `scripts/stack up`",
+            env_file.display()
+        )
+    })
+}
+
+/// Finds `export NAME=value` (or `NAME=value`, optionally quoted) in a shell env file.
+fn parse_env_file(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == name).then(|| {
+            value
+                .trim()
+                .trim_matches(|c| c == '"' || c == '\'')
+                .to_string()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_env_file;
+
+    #[test]
+    fn reads_export_lines_with_or_without_quotes() {
+        let text = "# made by scripts/stack\nexport P7_BROKERS=127.0.0.1:19092\nP7_HDFS_URL='hdfs://127.0.0.1:19000'\n";
+        assert_eq!(
+            parse_env_file(text, "P7_BROKERS").as_deref(),
+            Some("127.0.0.1:19092")
+        );
+        assert_eq!(
+            parse_env_file(text, "P7_HDFS_URL").as_deref(),
+            Some("hdfs://127.0.0.1:19000")
+        );
+        assert_eq!(parse_env_file(text, "P7_MYSQL_URL"), None);
+    }
+}

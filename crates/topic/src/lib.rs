@@ -1,0 +1,243 @@
+//! Kafka client settings shared by every program, and the course's topic set-up.
+//!
+//! Every producer and consumer is configured here, so that the guarantees the
+//! pipeline depends on (acks from all replicas, idempotent retries, the Java
+//! client's partitioner, no automatic offset commits) are stated once.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid Kafka property {0:?}: expected KEY=VALUE")]
+    InvalidProperty(String),
+    #[error("cannot create a Kafka client for {brokers}: {source}")]
+    Client { brokers: String, source: KafkaError },
+    #[error("cannot delete topic {topic}: {source}")]
+    DeleteTopic { topic: String, source: KafkaError },
+    #[error("cannot create topic {topic}: {source}")]
+    CreateTopic { topic: String, source: KafkaError },
+    #[error("topic {topic}: {reason}")]
+    TopicSpec { topic: String, reason: String },
+}
+
+/// How to reach the broker, plus any librdkafka properties the user passes
+/// through (`-X key=value`), applied last so they can override our defaults.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub properties: Vec<(String, String)>,
+}
+
+impl KafkaSettings {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            properties: Vec::new(),
+        }
+    }
+
+    fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// A producer that never loses or duplicates an acknowledged record and
+    /// places keys exactly where the Java client and kafka-python would.
+    pub fn producer_config(&self) -> ClientConfig {
+        self.client_config(&[
+            ("acks", "all"),
+            ("retries", "10"),
+            ("enable.idempotence", "true"),
+            // librdkafka's default is CRC32; the course map is Java's murmur2.
+            ("partitioner", "murmur2_random"),
+            ("linger.ms", "5"),
+        ])
+    }
+
+    /// A consumer whose position comes from the caller (an assignment with
+    /// explicit offsets); the consumer group is only told afterwards, for lag tools.
+    pub fn assigned_consumer_config(&self, group: &str) -> ClientConfig {
+        self.client_config(&[
+            ("group.id", group),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "false"),
+        ])
+    }
+
+    /// A consumer that subscribes and lets the broker assign partitions.
+    pub fn group_consumer_config(&self, group: &str, from_beginning: bool) -> ClientConfig {
+        let reset = if from_beginning { "earliest" } else { "latest" };
+        self.client_config(&[
+            ("group.id", group),
+            ("enable.auto.commit", "true"),
+            ("auto.offset.reset", reset),
+            ("enable.partition.eof", "false"),
+        ])
+    }
+
+    pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
+        self.client_config(&[])
+            .create()
+            .map_err(|source| Error::Client {
+                brokers: self.brokers.clone(),
+                source,
+            })
+    }
+}
+
+/// Parses one `KEY=VALUE` librdkafka property given on the command line.
+pub fn parse_property(text: &str) -> Result<(String, String)> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(Error::InvalidProperty(text.to_string())),
+    }
+}
+
+/// The topic layout to (re)create.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication: i32,
+    /// Pause after a real deletion: brokers finish deleting asynchronously.
+    pub settle: Duration,
+}
+
+/// Deletes `spec.name` if it exists (a missing topic is fine), waits
+/// `spec.settle` after a real deletion, then creates it. Returns whether a
+/// topic was deleted.
+pub async fn reset_topic(settings: &KafkaSettings, spec: &TopicSpec) -> Result<bool> {
+    if spec.partitions < 1 {
+        return Err(Error::TopicSpec {
+            topic: spec.name.clone(),
+            reason: "partitions must be at least 1".into(),
+        });
+    }
+    if spec.replication < 1 {
+        return Err(Error::TopicSpec {
+            topic: spec.name.clone(),
+            reason: "replication must be at least 1".into(),
+        });
+    }
+    let admin = settings.admin()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+
+    let deleted = delete_topic(&admin, &options, &spec.name).await?;
+    if deleted {
+        tracing::info!(topic = %spec.name, "deleted existing topic");
+        tokio::time::sleep(spec.settle).await;
+    }
+    create_topic(&admin, &options, spec).await?;
+    tracing::info!(topic = %spec.name, partitions = spec.partitions, replication = spec.replication, "created topic");
+    Ok(deleted)
+}
+
+async fn delete_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    options: &AdminOptions,
+    topic: &str,
+) -> Result<bool> {
+    let results = admin
+        .delete_topics(&[topic], options)
+        .await
+        .map_err(|source| Error::DeleteTopic {
+            topic: topic.into(),
+            source,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) => return Ok(true),
+            Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => return Ok(false),
+            Err((_, code)) => {
+                return Err(Error::DeleteTopic {
+                    topic: topic.into(),
+                    source: KafkaError::AdminOp(code),
+                })
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Creates the topic, retrying for a while if the broker still reports the
+/// old one as existing (deletion is asynchronous on some brokers).
+pub async fn create_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    options: &AdminOptions,
+    spec: &TopicSpec,
+) -> Result<()> {
+    let new_topic = NewTopic::new(
+        &spec.name,
+        spec.partitions,
+        TopicReplication::Fixed(spec.replication),
+    );
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let results = admin
+            .create_topics([&new_topic], options)
+            .await
+            .map_err(|source| Error::CreateTopic {
+                topic: spec.name.clone(),
+                source,
+            })?;
+        match results.into_iter().next() {
+            Some(Ok(_)) | None => return Ok(()),
+            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) if attempts < 20 => {
+                tracing::info!(topic = %spec.name, "topic still exists after deletion; retrying creation");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Some(Err((_, code))) => {
+                return Err(Error::CreateTopic {
+                    topic: spec.name.clone(),
+                    source: KafkaError::AdminOp(code),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_pass_through_and_override_defaults() {
+        let mut settings = KafkaSettings::new("127.0.0.1:1");
+        settings
+            .properties
+            .push(parse_property("linger.ms=50").unwrap());
+        let config = settings.producer_config();
+        assert_eq!(config.get("linger.ms"), Some("50"));
+        assert_eq!(config.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(config.get("acks"), Some("all"));
+    }
+
+    #[test]
+    fn a_property_needs_a_key_and_an_equals_sign() {
+        assert!(parse_property("linger.ms").is_err());
+        assert!(parse_property("=5").is_err());
+        assert_eq!(
+            parse_property("a=b=c").unwrap(),
+            ("a".to_string(), "b=c".to_string())
+        );
+    }
+}
