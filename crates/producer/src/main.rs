@@ -1,0 +1,148 @@
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use producer::{ProducerOptions, Source};
+use tokio_util::sync::CancellationToken;
+use topic::{KafkaSettings, TopicSpec};
+use weather_generator::{course_mysql_url, Database};
+
+/// Streams weather rows into the `temperatures` topic as protobuf `Report`s
+/// keyed by station. Recreates the topic at start, as the course producer
+/// does, unless --resume is given.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "P7_BROKERS", default_value = "localhost:9092")]
+    brokers: String,
+
+    /// Extra librdkafka property, KEY=VALUE (repeatable); overrides the defaults.
+    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    properties: Vec<(String, String)>,
+
+    /// Topic to write.
+    #[arg(long, default_value = report::TOPIC)]
+    topic: String,
+
+    /// Partitions of the topic when it is created.
+    #[arg(long, default_value_t = report::PARTITIONS, value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: i32,
+
+    /// Replication factor of the topic when it is created.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+    replication: i32,
+
+    /// Seconds to wait after deleting an existing topic before creating it again.
+    #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
+    settle: f64,
+
+    /// Keep the topic and continue after the highest row id already in each
+    /// partition: a restart after a crash neither duplicates nor skips a row.
+    #[arg(long)]
+    resume: bool,
+
+    /// Where rows come from: the MySQL table, or the generator itself (f24 course variant, no MySQL).
+    #[arg(long, value_enum, default_value_t = SourceKind::Mysql)]
+    source: SourceKind,
+
+    /// MySQL URL. Default: the course container, mysql://root:abc@${PROJECT}-mysql-1:3306/CS544.
+    #[arg(long, env = "P7_MYSQL_URL")]
+    mysql_url: Option<String>,
+
+    /// Rows read from MySQL per query.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    chunk: u32,
+
+    /// Seconds between MySQL polls when no new rows arrived.
+    #[arg(long, default_value_t = 0.05, value_parser = parse_seconds)]
+    poll_interval: f64,
+
+    /// --source generator: seconds between rows (AUTOGRADER_DELAY_OVERRIDE_VAL overrides the course's 0.1).
+    #[arg(long, env = "AUTOGRADER_DELAY_OVERRIDE_VAL", default_value_t = 0.1, value_parser = parse_seconds)]
+    delay: f64,
+
+    /// --source generator: stop after the row with this id (default: run forever).
+    #[arg(long)]
+    rows: Option<u64>,
+
+    /// Seconds to wait for the broker and MySQL to become reachable at start.
+    #[arg(long, default_value_t = 120.0, value_parser = parse_seconds)]
+    wait: f64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SourceKind {
+    Mysql,
+    Generator,
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds")),
+    }
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    topic::parse_property(text).map_err(|err| err.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("producer: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(producer::cancel_on_signal(shutdown.clone()));
+    let wait = Duration::from_secs_f64(cli.wait);
+
+    let source = match cli.source {
+        SourceKind::Mysql => {
+            let url = match cli.mysql_url {
+                Some(url) => url,
+                None => course_mysql_url(std::env::var("PROJECT").ok().as_deref())
+                    .map_err(anyhow::Error::msg)?,
+            };
+            Source::Mysql {
+                database: Database::connect(&url, wait).await?,
+                chunk: cli.chunk,
+                poll_interval: Duration::from_secs_f64(cli.poll_interval),
+            }
+        }
+        SourceKind::Generator => Source::Generator {
+            delay: Duration::from_secs_f64(cli.delay),
+            rows: cli.rows,
+        },
+    };
+    let settings = KafkaSettings {
+        brokers: cli.brokers,
+        properties: cli.properties,
+    };
+    let options = ProducerOptions {
+        topic: TopicSpec {
+            name: cli.topic,
+            partitions: cli.partitions,
+            replication: cli.replication,
+            settle: Duration::from_secs_f64(cli.settle),
+        },
+        resume: cli.resume,
+        broker_wait: wait,
+    };
+    producer::run(&settings, &options, source, &shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Start-up against the broker: waiting for it, and finding where a previous
+//! run stopped by reading the last message of every partition.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::AdminOptions;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use topic::{KafkaSettings, TopicSpec};
+
+use crate::{Error, Result};
+
+/// Header holding the MySQL row id (ASCII decimal) of every message.
+pub const ROW_ID_HEADER: &str = "row-id";
+
+/// Waits until the broker answers a metadata request, logging once while it does not.
+pub async fn wait_for_broker(
+    settings: &KafkaSettings,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let consumer: BaseConsumer = settings
+        .assigned_consumer_config("producer-probe")
+        .create()
+        .map_err(Error::Producer)?;
+    let started = Instant::now();
+    let mut logged = false;
+    loop {
+        let probe =
+            tokio::task::block_in_place(|| consumer.fetch_metadata(None, Duration::from_secs(3)));
+        match probe {
+            Ok(_) => {
+                if logged {
+                    tracing::info!(brokers = %settings.brokers, "broker is reachable");
+                }
+                return Ok(());
+            }
+            Err(source) if started.elapsed() >= wait || shutdown.is_cancelled() => {
+                return Err(Error::BrokerUnreachable {
+                    brokers: settings.brokers.clone(),
+                    waited: wait,
+                    source,
+                });
+            }
+            Err(err) => {
+                if !logged {
+                    tracing::warn!(brokers = %settings.brokers, error = %err, "broker is not reachable yet; retrying");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Makes sure the topic exists (creating it if this is the first run) and
+/// returns, per partition, the highest row id it holds (0 when empty).
+pub async fn prepare_resume(settings: &KafkaSettings, spec: &TopicSpec) -> Result<Vec<i64>> {
+    match last_row_ids(settings, &spec.name).await {
+        Err(Error::MissingTopic { .. }) => {
+            let admin = settings.admin()?;
+            let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+            topic::create_topic(&admin, &options, spec).await?;
+            tracing::info!(topic = %spec.name, "topic did not exist; created it");
+            Ok(vec![0; spec.partitions as usize])
+        }
+        other => other,
+    }
+}
+
+/// Per partition of `topic`, the row id in the `row-id` header of its last
+/// message (0 for an empty partition).
+pub async fn last_row_ids(settings: &KafkaSettings, topic: &str) -> Result<Vec<i64>> {
+    let settings = settings.clone();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || read_last_row_ids(&settings, &topic))
+        .await
+        .map_err(|err| Error::Resume {
+            topic: String::new(),
+            reason: err.to_string(),
+        })?
+}
+
+fn read_last_row_ids(settings: &KafkaSettings, topic: &str) -> Result<Vec<i64>> {
+    let failed = |reason: String| Error::Resume {
+        topic: topic.to_string(),
+        reason,
+    };
+    let consumer: BaseConsumer = settings
+        .assigned_consumer_config("producer-resume")
+        .create()
+        .map_err(Error::Producer)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|err| failed(err.to_string()))?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
+    if partitions == 0 {
+        return Err(Error::MissingTopic {
+            topic: topic.to_string(),
+        });
+    }
+
+    let mut last_ids = vec![0; partitions];
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions as i32 {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .map_err(|err| failed(format!("partition {partition}: {err}")))?;
+        if high > low {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Offset(high - 1))
+                .map_err(|err| failed(err.to_string()))?;
+        }
+    }
+    let mut pending = assignment.count();
+    if pending == 0 {
+        return Ok(last_ids);
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|err| failed(err.to_string()))?;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pending > 0 {
+        if Instant::now() > deadline {
+            return Err(failed(format!(
+                "{pending} partitions did not return their last message within 30 s"
+            )));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.map_err(|err| failed(err.to_string()))?;
+        let slot = &mut last_ids[message.partition() as usize];
+        if *slot != 0 {
+            continue;
+        }
+        let row_id = message
+            .headers()
+            .and_then(|headers| headers.iter().find(|h| h.key == ROW_ID_HEADER).and_then(|h| h.value))
+            .and_then(|value| std::str::from_utf8(value).ok()?.parse::<i64>().ok())
+            .ok_or_else(|| {
+                failed(format!(
+                    "message at partition {} offset {} has no {ROW_ID_HEADER} header: \
+                     the topic was not written by this producer, so it cannot resume; run without --resume",
+                    message.partition(),
+                    message.offset()
+                ))
+            })?;
+        *slot = row_id;
+        pending -= 1;
+    }
+    Ok(last_ids)
+}
