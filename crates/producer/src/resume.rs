@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use rdkafka::message::BorrowedMessage;
+
 use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use topic::{KafkaSettings, TopicSpec};
 
@@ -108,54 +109,42 @@ fn read_last_row_ids(settings: &KafkaSettings, topic: &str) -> Result<Vec<i64>> 
     }
 
     let mut last_ids = vec![0; partitions];
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..partitions as i32 {
+    for (partition, slot) in (0..partitions as i32).zip(last_ids.iter_mut()) {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, Duration::from_secs(10))
             .map_err(|err| failed(format!("partition {partition}: {err}")))?;
-        if high > low {
-            assignment
-                .add_partition_offset(topic, partition, Offset::Offset(high - 1))
-                .map_err(|err| failed(err.to_string()))?;
+        if high <= low {
+            continue;
         }
-    }
-    let mut pending = assignment.count();
-    if pending == 0 {
-        return Ok(last_ids);
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|err| failed(err.to_string()))?;
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pending > 0 {
-        if Instant::now() > deadline {
+        // Read from the reported last record to the real end: some brokers
+        // under-report the high watermark (see `topic::scan`).
+        let mut missing_header = None;
+        topic::scan(
+            settings,
+            topic,
+            partition,
+            high - 1,
+            Duration::from_secs(2),
+            |message| {
+                match row_id(message) {
+                    Some(id) => *slot = (*slot).max(id),
+                    None => missing_header = Some(message.offset()),
+                }
+                missing_header.is_none()
+            },
+        )?;
+        if let Some(offset) = missing_header {
             return Err(failed(format!(
-                "{pending} partitions did not return their last message within 30 s"
+                "message at partition {partition} offset {offset} has no {ROW_ID_HEADER} header: \
+                 the topic was not written by this producer, so it cannot resume; run without --resume"
             )));
         }
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let message = message.map_err(|err| failed(err.to_string()))?;
-        let slot = &mut last_ids[message.partition() as usize];
-        if *slot != 0 {
-            continue;
-        }
-        let row_id = message
-            .headers()
-            .and_then(|headers| headers.iter().find(|h| h.key == ROW_ID_HEADER).and_then(|h| h.value))
-            .and_then(|value| std::str::from_utf8(value).ok()?.parse::<i64>().ok())
-            .ok_or_else(|| {
-                failed(format!(
-                    "message at partition {} offset {} has no {ROW_ID_HEADER} header: \
-                     the topic was not written by this producer, so it cannot resume; run without --resume",
-                    message.partition(),
-                    message.offset()
-                ))
-            })?;
-        *slot = row_id;
-        pending -= 1;
     }
     Ok(last_ids)
+}
+
+fn row_id(message: &BorrowedMessage<'_>) -> Option<i64> {
+    let headers = message.headers()?;
+    let value = headers.iter().find(|h| h.key == ROW_ID_HEADER)?.value?;
+    std::str::from_utf8(value).ok()?.parse().ok()
 }

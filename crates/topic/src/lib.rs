@@ -4,6 +4,8 @@
 //! pipeline depends on (acks from all replicas, idempotent retries, the Java
 //! client's partitioner, no automatic offset commits) are stated once.
 
+mod scan;
+
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -11,6 +13,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
+
+pub use scan::{resume_fetch_offset, scan};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -26,6 +30,12 @@ pub enum Error {
     CreateTopic { topic: String, source: KafkaError },
     #[error("topic {topic}: {reason}")]
     TopicSpec { topic: String, reason: String },
+    #[error("reading partition {partition} of {topic}: {source}")]
+    Scan {
+        topic: String,
+        partition: i32,
+        source: KafkaError,
+    },
 }
 
 /// How to reach the broker, plus any librdkafka properties the user passes
@@ -77,6 +87,8 @@ impl KafkaSettings {
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "false"),
+            // A position the broker does not have is an error, never a silent jump.
+            ("auto.offset.reset", "error"),
         ])
     }
 

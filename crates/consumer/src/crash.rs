@@ -1,0 +1,71 @@
+//! Deterministic crash points, for the tests that prove exactly-once output.
+//!
+//! `P7_CRASH_POINT=<point>[@<n>]` makes the process abort (no cleanup, like a
+//! SIGKILL) when the n-th batch commit of the process (default 1) reaches
+//! `<point>`: `after-temp-file`, `after-rename` or `during-checkpoint` (the
+//! latter leaves a half-written checkpoint temp file behind). Unset, every
+//! check is a cheap no-op.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+pub const ENV: &str = "P7_CRASH_POINT";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    AfterTempFile,
+    AfterRename,
+    DuringCheckpoint,
+}
+
+impl CrashPoint {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "after-temp-file" => Some(Self::AfterTempFile),
+            "after-rename" => Some(Self::AfterRename),
+            "during-checkpoint" => Some(Self::DuringCheckpoint),
+            _ => None,
+        }
+    }
+}
+
+static PLAN: OnceLock<Option<(CrashPoint, u64)>> = OnceLock::new();
+static COMMITS: AtomicU64 = AtomicU64::new(0);
+
+fn plan() -> Option<(CrashPoint, u64)> {
+    *PLAN.get_or_init(|| {
+        let text = std::env::var(ENV).ok()?;
+        let (name, nth) = text.split_once('@').unwrap_or((&text, "1"));
+        match (CrashPoint::parse(name), nth.parse::<u64>()) {
+            (Some(point), Ok(nth)) if nth >= 1 => Some((point, nth)),
+            _ => {
+                tracing::warn!(value = %text, "ignoring an unrecognised {ENV}");
+                None
+            }
+        }
+    })
+}
+
+/// Marks the start of a batch commit.
+pub fn begin_commit() {
+    if plan().is_some() {
+        COMMITS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether the process is to crash at `point` of the current commit.
+pub fn armed(point: CrashPoint) -> bool {
+    plan().is_some_and(|(planned, nth)| planned == point && COMMITS.load(Ordering::SeqCst) == nth)
+}
+
+/// Aborts at `point` if planned.
+pub fn point(point: CrashPoint) {
+    if armed(point) {
+        abort(point);
+    }
+}
+
+pub fn abort(point: CrashPoint) -> ! {
+    eprintln!("consumer: crashing on purpose at {point:?} ({ENV})");
+    std::process::abort()
+}

@@ -1,0 +1,195 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use batch_store::{read_committed, CheckpointDir, Store};
+use clap::Parser;
+use consumer::{BatchLimits, ConsumerOptions};
+use tokio_util::sync::CancellationToken;
+use topic::KafkaSettings;
+
+/// Consumes partitions of the topic into Parquet batch files
+/// `/data/partition-N-batch-M.parquet` with a checkpoint `partition-N.json`
+/// per partition, exactly once across crashes.
+///
+/// Course form: `consumer 0` (one partition) or `consumer 0 1 2 3`.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Partitions to consume (each keeps its own batches and checkpoint).
+    #[arg(required = true, value_parser = clap::value_parser!(i32).range(0..))]
+    partitions: Vec<i32>,
+
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "P7_BROKERS", default_value = "localhost:9092")]
+    brokers: String,
+
+    /// Extra librdkafka property, KEY=VALUE (repeatable).
+    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    properties: Vec<(String, String)>,
+
+    /// Topic to read.
+    #[arg(long, default_value = report::TOPIC)]
+    topic: String,
+
+    /// Where batch files go: hdfs://host:port[/base], file:///dir or a directory.
+    /// Default: hdfs://boss:9000 in the course container (PROJECT set), else ./p7-output.
+    #[arg(long, env = "P7_STORE")]
+    store: Option<String>,
+
+    /// Directory of the partition-N.json checkpoints (local disk).
+    /// Default: / in the course container (PROJECT set), else ./p7-output/checkpoints.
+    #[arg(long, env = "P7_CHECKPOINT_DIR")]
+    checkpoint_dir: Option<PathBuf>,
+
+    /// Most records in one batch file.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    batch_records: u64,
+
+    /// Seconds to keep collecting after a batch's first record (0: one file per poll, as in the course).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_seconds)]
+    batch_wait: f64,
+
+    /// Forget the checkpoints of these partitions and start over at offset 0, batch 0.
+    #[arg(long)]
+    reset: bool,
+
+    /// Consumer group told about our progress (for lag tools; never read back).
+    #[arg(long, default_value = "consumer")]
+    group: String,
+
+    /// Seconds to wait for the topic to exist.
+    #[arg(long, default_value_t = 120.0, value_parser = parse_seconds)]
+    wait: f64,
+
+    /// Do not consume: print the committed records of the partitions
+    /// (batches 0..=batch_id of each checkpoint) as JSON Lines.
+    #[arg(long)]
+    committed: bool,
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds")),
+    }
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    topic::parse_property(text).map_err(|err| err.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("consumer: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let in_course_container = std::env::var_os("PROJECT").is_some_and(|p| !p.is_empty());
+    let store_location = cli.store.unwrap_or_else(|| {
+        if in_course_container {
+            "hdfs://boss:9000"
+        } else {
+            "p7-output"
+        }
+        .to_string()
+    });
+    let checkpoint_dir = cli.checkpoint_dir.unwrap_or_else(|| {
+        if in_course_container {
+            PathBuf::from("/")
+        } else {
+            PathBuf::from("p7-output/checkpoints")
+        }
+    });
+    let store = Store::open(&store_location)?;
+    let checkpoints = CheckpointDir::new(checkpoint_dir);
+
+    if cli.committed {
+        return print_committed(&store, &checkpoints, &cli.partitions).await;
+    }
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let settings = KafkaSettings {
+        brokers: cli.brokers,
+        properties: cli.properties,
+    };
+    let options = ConsumerOptions {
+        topic: cli.topic,
+        group: cli.group,
+        partitions: cli.partitions,
+        store,
+        checkpoints,
+        batch: BatchLimits {
+            max_records: cli.batch_records as usize,
+            max_wait: Duration::from_secs_f64(cli.batch_wait),
+        },
+        reset: cli.reset,
+        topic_wait: Duration::from_secs_f64(cli.wait),
+    };
+    for summary in consumer::run(&settings, &options, &shutdown).await? {
+        eprintln!(
+            "partition {}: {} batches, {} records, {} skipped this run; checkpoint {:?}",
+            summary.partition,
+            summary.batches,
+            summary.records,
+            summary.skipped,
+            summary.checkpoint
+        );
+    }
+    Ok(())
+}
+
+async fn print_committed(
+    store: &Store,
+    checkpoints: &CheckpointDir,
+    partitions: &[i32],
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for &partition in partitions {
+        let records = read_committed(store, checkpoints, partition).await?;
+        eprintln!("partition {partition}: {} committed records", records.len());
+        for record in records {
+            let line = serde_json::json!({
+                "partition": partition,
+                "station_id": record.station_id,
+                "date": record.date,
+                "degrees": record.degrees,
+            });
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for SIGINT/SIGTERM");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping on signal");
+    shutdown.cancel();
+}

@@ -1,0 +1,398 @@
+//! One partition's loop: resume from the checkpoint, collect a batch, commit
+//! it in the order that makes the output exactly-once, repeat.
+
+use std::time::{Duration, Instant};
+
+use batch_store::batch_file::{self, BatchFile, Record, DATA_DIR};
+use batch_store::{Checkpoint, CheckpointDir, Store, TMP_SUFFIX};
+use bytes::Bytes;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use report::Report;
+use tokio_util::sync::CancellationToken;
+use topic::KafkaSettings;
+
+use crate::crash::{self, CrashPoint};
+use crate::lock::PartitionLock;
+use crate::{ConsumerOptions, Error, Result};
+
+/// What one partition did during a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionSummary {
+    pub partition: i32,
+    pub batches: u64,
+    pub records: u64,
+    /// Messages that were not valid `Report`s, skipped.
+    pub skipped: u64,
+    /// The checkpoint at the end of the run.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// A batch as read from the partition.
+struct Batch {
+    records: Vec<Record>,
+    skipped: u64,
+    next_offset: i64,
+}
+
+pub(crate) async fn consume(
+    settings: &KafkaSettings,
+    options: &ConsumerOptions,
+    partition: i32,
+    shutdown: &CancellationToken,
+) -> Result<PartitionSummary> {
+    let checkpoints = &options.checkpoints;
+    let _lock = PartitionLock::acquire(checkpoints.dir(), partition)?;
+    if options.reset && checkpoints.remove(partition).await? {
+        tracing::warn!(
+            partition,
+            "checkpoint removed (--reset): starting over at offset 0, batch 0"
+        );
+    }
+    let checkpoint = checkpoints.load(partition).await?;
+    let consumer: StreamConsumer = settings.assigned_consumer_config(&options.group).create()?;
+
+    let Some((low, _high)) = wait_for_partition(&consumer, options, partition, shutdown).await?
+    else {
+        return Ok(PartitionSummary {
+            partition,
+            checkpoint,
+            ..Default::default()
+        });
+    };
+    let (start, skip_below, mut batch_id) = match checkpoint {
+        Some(cp) => {
+            let fetch_from = tokio::task::block_in_place(|| {
+                topic::resume_fetch_offset(settings, &options.topic, partition, cp.offset, low)
+            })?;
+            let Some(fetch_from) = fetch_from else {
+                return Err(Error::OffsetOutOfRange {
+                    path: checkpoints.path(partition).display().to_string(),
+                    partition,
+                    offset: cp.offset,
+                    low,
+                });
+            };
+            (Offset::Offset(fetch_from), cp.offset, cp.batch_id + 1)
+        }
+        None => (Offset::Beginning, 0, 0),
+    };
+    remove_leftovers(&options.store, partition).await?;
+
+    // The start offset travels with the assignment itself, so no fetch ever
+    // happens from a position the group (or a default) chose.
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(&options.topic, partition, start)?;
+    consumer.assign(&assignment)?;
+    tracing::info!(partition, ?start, next_batch = batch_id, "consuming");
+
+    let mut summary = PartitionSummary {
+        partition,
+        checkpoint,
+        ..Default::default()
+    };
+    while let Some(batch) = next_batch(&consumer, options, partition, skip_below, shutdown).await? {
+        let checkpoint = Checkpoint {
+            batch_id,
+            offset: batch.next_offset,
+        };
+        if !commit(
+            &options.store,
+            checkpoints,
+            partition,
+            &checkpoint,
+            &batch.records,
+            shutdown,
+        )
+        .await?
+        {
+            break;
+        }
+        summary.batches += 1;
+        summary.records += batch.records.len() as u64;
+        summary.skipped += batch.skipped;
+        summary.checkpoint = Some(checkpoint);
+        tracing::debug!(
+            partition,
+            batch_id,
+            records = batch.records.len(),
+            offset = batch.next_offset,
+            "batch committed"
+        );
+        report_position(&consumer, &options.topic, partition, batch.next_offset);
+        batch_id += 1;
+    }
+    tracing::info!(
+        partition,
+        batches = summary.batches,
+        records = summary.records,
+        skipped = summary.skipped,
+        "stopped"
+    );
+    Ok(summary)
+}
+
+/// Waits for the topic to have the partition; returns its low and high
+/// watermarks, or `None` if shut down first.
+async fn wait_for_partition(
+    consumer: &StreamConsumer,
+    options: &ConsumerOptions,
+    partition: i32,
+    shutdown: &CancellationToken,
+) -> Result<Option<(i64, i64)>> {
+    let started = Instant::now();
+    let mut logged = false;
+    loop {
+        let metadata = tokio::task::block_in_place(|| {
+            consumer.fetch_metadata(Some(&options.topic), Duration::from_secs(5))
+        });
+        let count = match &metadata {
+            Ok(metadata) => metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == options.topic && t.error().is_none())
+                .map_or(0, |t| t.partitions().len()),
+            Err(_) => 0,
+        };
+        if count > 0 {
+            if partition < 0 || partition as usize >= count {
+                return Err(Error::UnknownPartition {
+                    topic: options.topic.clone(),
+                    partition,
+                    count,
+                    max: count - 1,
+                });
+            }
+            let watermarks = tokio::task::block_in_place(|| {
+                consumer.fetch_watermarks(&options.topic, partition, Duration::from_secs(10))
+            })?;
+            return Ok(Some(watermarks));
+        }
+        if started.elapsed() >= options.topic_wait {
+            return Err(Error::NoTopic {
+                topic: options.topic.clone(),
+                waited: options.topic_wait,
+            });
+        }
+        if !logged {
+            let reason = metadata
+                .err()
+                .map_or_else(|| "topic does not exist yet".to_string(), |e| e.to_string());
+            tracing::warn!(topic = %options.topic, partition, %reason, "waiting for the topic");
+            logged = true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = shutdown.cancelled() => return Ok(None),
+        }
+    }
+}
+
+/// Temp files of this partition are left by a crash; they were never part of
+/// the committed data and would only confuse people listing the directory.
+async fn remove_leftovers(store: &Store, partition: i32) -> Result<()> {
+    for name in store.list(DATA_DIR).await? {
+        if BatchFile::is_tmp_of(partition, &name) {
+            store.delete(&batch_store::join(DATA_DIR, &name)).await?;
+            tracing::info!(partition, file = %name, "removed a temp file left by an earlier run");
+        }
+    }
+    Ok(())
+}
+
+/// Collects the next batch: waits for a first message, then takes what is
+/// available (or arrives within `max_wait`) up to `max_records`. `None` on shutdown.
+async fn next_batch(
+    consumer: &StreamConsumer,
+    options: &ConsumerOptions,
+    partition: i32,
+    skip_below: i64,
+    shutdown: &CancellationToken,
+) -> Result<Option<Batch>> {
+    let mut batch = Batch {
+        records: Vec::new(),
+        skipped: 0,
+        next_offset: 0,
+    };
+    let mut taken = 0usize;
+    let mut deadline = None;
+    while taken < options.batch.max_records.max(1) {
+        let message = match deadline {
+            None => tokio::select! {
+                message = consumer.recv() => message,
+                () = shutdown.cancelled() => return Ok(None),
+            },
+            Some(deadline) => match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(message) => message,
+                Err(_) => break,
+            },
+        };
+        let message = match message {
+            Ok(message) => message,
+            Err(err @ KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange)) => {
+                return Err(Error::Kafka(err));
+            }
+            Err(err) => {
+                // Transient broker trouble; librdkafka reconnects by itself.
+                tracing::warn!(partition, error = %err, "consumer error; retrying");
+                continue;
+            }
+        };
+        // The fetch may start before the resume point (see `topic::scan`).
+        if message.offset() < skip_below {
+            continue;
+        }
+        taken += 1;
+        batch.next_offset = message.offset() + 1;
+        match decode(message.payload()) {
+            Ok(record) => batch.records.push(record),
+            Err(reason) => {
+                batch.skipped += 1;
+                tracing::warn!(partition, offset = message.offset(), %reason, "skipping a message that is not a valid Report");
+            }
+        }
+        if deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + options.batch.max_wait);
+        }
+    }
+    Ok(Some(batch))
+}
+
+fn decode(payload: Option<&[u8]>) -> Result<Record, String> {
+    let payload = payload.ok_or("message has no value")?;
+    let report = Report::from_bytes(payload).map_err(|err| err.to_string())?;
+    if report.station_id.is_empty() {
+        return Err("station_id is empty".into());
+    }
+    if !is_iso_date(&report.date) {
+        return Err(format!("date {:?} is not YYYY-MM-DD", report.date));
+    }
+    Ok(Record {
+        station_id: report.station_id,
+        date: report.date,
+        degrees: report.degrees,
+    })
+}
+
+fn is_iso_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+}
+
+/// Makes one batch durable, then the checkpoint naming it. Store failures
+/// are retried with backoff (the checkpoint never moves before the file is in
+/// place); returns `false` if shutdown interrupted the retries, leaving the
+/// batch uncommitted, which is safe: it is read again on the next start.
+async fn commit(
+    store: &Store,
+    checkpoints: &CheckpointDir,
+    partition: i32,
+    checkpoint: &Checkpoint,
+    records: &[Record],
+    shutdown: &CancellationToken,
+) -> Result<bool> {
+    crash::begin_commit();
+    let file = BatchFile::new(partition, checkpoint.batch_id);
+    let bytes = batch_file::encode(records)?;
+    let mut backoff = Duration::from_millis(200);
+    let mut attempt = 1;
+    while let Err(err) = write_batch_file(store, &file, bytes.clone(), attempt > 1).await {
+        tracing::warn!(partition, batch = checkpoint.batch_id, attempt, error = %err, retry_in = ?backoff, "cannot write the batch file; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return Ok(false),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        attempt += 1;
+    }
+    if attempt > 1 {
+        tracing::info!(
+            partition,
+            batch = checkpoint.batch_id,
+            "batch file written after retrying"
+        );
+    }
+
+    if crash::armed(CrashPoint::DuringCheckpoint) {
+        let encoded = CheckpointDir::encode(checkpoint);
+        let tmp = format!("{}{TMP_SUFFIX}", CheckpointDir::file_name(partition));
+        checkpoints
+            .store()
+            .write_new(&tmp, encoded.slice(..encoded.len() / 2))
+            .await?;
+        crash::abort(CrashPoint::DuringCheckpoint);
+    }
+    checkpoints.save(partition, checkpoint).await?;
+    Ok(true)
+}
+
+async fn write_batch_file(
+    store: &Store,
+    file: &BatchFile,
+    bytes: Bytes,
+    retrying: bool,
+) -> batch_store::Result<()> {
+    let tmp = file.tmp_path();
+    if retrying {
+        // A failed write may still hold the HDFS lease on the temp file;
+        // deleting it lets the new write start clean.
+        let _ = store.delete(&tmp).await;
+    }
+    store.write_new(&tmp, bytes).await?;
+    crash::point(CrashPoint::AfterTempFile);
+    store.rename_over(&tmp, &file.path()).await?;
+    crash::point(CrashPoint::AfterRename);
+    Ok(())
+}
+
+/// Tells the consumer group where we are, for lag tools; never read back.
+fn report_position(consumer: &StreamConsumer, topic: &str, partition: i32, next_offset: i64) {
+    let mut position = TopicPartitionList::new();
+    if position
+        .add_partition_offset(topic, partition, Offset::Offset(next_offset))
+        .is_ok()
+    {
+        if let Err(err) = consumer.commit(&position, CommitMode::Async) {
+            tracing::debug!(partition, error = %err, "could not report the position to the group");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_reports_become_records() {
+        let good = Report {
+            date: "2000-01-01".into(),
+            degrees: 1.5,
+            station_id: "StationA".into(),
+        };
+        assert_eq!(
+            decode(Some(&good.to_bytes())).unwrap().station_id,
+            "StationA"
+        );
+        assert!(decode(None).is_err());
+        assert!(decode(Some(b"\xff\xff\xff")).is_err());
+        assert!(
+            decode(Some(b"")).is_err(),
+            "an empty value decodes to an empty Report, which is not a reading"
+        );
+        let bad_date = Report {
+            date: "01/01/2000".into(),
+            ..good
+        };
+        assert!(decode(Some(&bad_date.to_bytes())).is_err());
+    }
+}

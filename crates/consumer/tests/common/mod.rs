@@ -1,0 +1,266 @@
+//! Helpers shared by the consumer's integration tests: a fresh topic filled
+//! with course readings, the consumer binary as a child process, and the
+//! topic's own content to compare the committed output with.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use batch_store::{read_committed, CheckpointDir, Record, Store};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use report::{partition_for_key, Report};
+use topic::{KafkaSettings, TopicSpec};
+use weather_generator::WeatherGenerator;
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+pub fn settings() -> KafkaSettings {
+    KafkaSettings::new(local_stack::brokers())
+}
+
+pub async fn create_topic(name: &str, partitions: i32) {
+    let spec = TopicSpec {
+        name: name.into(),
+        partitions,
+        replication: 1,
+        settle: Duration::from_secs(3),
+    };
+    topic::reset_topic(&settings(), &spec)
+        .await
+        .expect("create topic");
+}
+
+/// The first `count` readings of the course sequence, as Reports.
+pub fn readings(skip: usize, count: usize) -> Vec<Report> {
+    WeatherGenerator::new()
+        .skip(skip)
+        .take(count)
+        .map(|r| Report {
+            date: r.date.to_string(),
+            degrees: r.degrees,
+            station_id: r.station_id.into(),
+        })
+        .collect()
+}
+
+/// Sends raw values keyed by station into the partitions the producer would use.
+pub async fn send_raw(topic: &str, partitions: i32, messages: &[(String, Vec<u8>)]) {
+    let producer: FutureProducer = settings().producer_config().create().expect("producer");
+    let deliveries: Vec<_> = messages
+        .iter()
+        .map(|(key, value)| {
+            let record = FutureRecord::to(topic)
+                .partition(partition_for_key(key.as_bytes(), partitions))
+                .key(key.as_bytes())
+                .payload(value);
+            producer.send_result(record).expect("queue")
+        })
+        .collect();
+    for delivery in deliveries {
+        delivery.await.expect("not cancelled").expect("delivered");
+    }
+}
+
+pub async fn send(topic: &str, partitions: i32, reports: &[Report]) {
+    let messages: Vec<(String, Vec<u8>)> = reports
+        .iter()
+        .map(|r| (r.station_id.clone(), r.to_bytes()))
+        .collect();
+    send_raw(topic, partitions, &messages).await;
+}
+
+/// Every valid Report in the partition, in offset order, read straight from
+/// the broker (to its end, not to its reported high watermark: see `topic::scan`).
+pub fn topic_records(topic: &str, partition: i32) -> Vec<Record> {
+    let mut records = Vec::new();
+    topic::scan(
+        &settings(),
+        topic,
+        partition,
+        0,
+        Duration::from_secs(3),
+        |message| {
+            if let Ok(report) = Report::from_bytes(message.payload().unwrap_or_default()) {
+                if !report.station_id.is_empty() {
+                    records.push(Record {
+                        station_id: report.station_id,
+                        date: report.date,
+                        degrees: report.degrees,
+                    });
+                }
+            }
+            true
+        },
+    )
+    .expect("read the partition");
+    records
+}
+
+/// Where a consumer under test writes.
+pub struct Output {
+    pub store_location: String,
+    pub checkpoint_dir: PathBuf,
+    _temp: tempfile::TempDir,
+}
+
+impl Output {
+    /// A fresh HDFS base directory (or a local one) and a fresh checkpoint directory.
+    pub fn new(on_hdfs: bool) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let store_location = if on_hdfs {
+            format!("{}/{}", local_stack::hdfs_url(), unique("consumer-test"))
+        } else {
+            temp.path().join("store").display().to_string()
+        };
+        Self {
+            store_location,
+            checkpoint_dir: temp.path().join("checkpoints"),
+            _temp: temp,
+        }
+    }
+
+    pub fn store(&self) -> Store {
+        Store::open(&self.store_location).unwrap()
+    }
+
+    pub fn checkpoints(&self) -> CheckpointDir {
+        CheckpointDir::new(&self.checkpoint_dir)
+    }
+
+    pub async fn committed(&self, partition: i32) -> Vec<Record> {
+        read_committed(&self.store(), &self.checkpoints(), partition)
+            .await
+            .expect("read committed batches")
+    }
+
+    pub async fn committed_offset(&self, partition: i32) -> i64 {
+        self.checkpoints()
+            .load(partition)
+            .await
+            .ok()
+            .flatten()
+            .map_or(0, |cp| cp.offset)
+    }
+
+    /// Waits until the partition's checkpoint has reached `offset`.
+    pub async fn wait_for_offset(&self, partition: i32, offset: i64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let reached = self.committed_offset(partition).await;
+            if reached >= offset {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "partition {partition} reached offset {reached}, not {offset}, in {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The consumer binary, run as a child process against the local stack.
+pub fn consumer_command(topic: &str, output: &Output, partitions: &[i32]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_consumer"));
+    command
+        .args(partitions.iter().map(ToString::to_string))
+        .arg("--topic")
+        .arg(topic)
+        .arg("--store")
+        .arg(&output.store_location)
+        .arg("--checkpoint-dir")
+        .arg(&output.checkpoint_dir)
+        .arg("--wait")
+        .arg("30")
+        .env("P7_BROKERS", local_stack::brokers())
+        .env_remove("PROJECT")
+        .env_remove("P7_STORE")
+        .env_remove("P7_CHECKPOINT_DIR")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs a consumer to completion and returns (success, stderr).
+pub fn run_to_exit(mut command: Command, timeout: Duration) -> (bool, String) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn consumer");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).ok();
+        text
+    });
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.success(), reader.join().unwrap());
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!(
+                "consumer did not exit within {timeout:?}; stderr:\n{}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+pub fn terminate(child: &mut Child) {
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("consumer ignored SIGTERM for 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        child.wait().unwrap().success(),
+        "consumer exited non-zero after SIGTERM"
+    );
+}
+
+/// A small deterministic random source (xorshift), seeded per run and printed,
+/// so a failing chaos run can be replayed.
+pub struct Chaos(u64);
+
+impl Chaos {
+    pub fn new() -> Self {
+        let seed = std::env::var("P7_CHAOS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("chaos seed: {seed} (replay with P7_CHAOS_SEED={seed})");
+        Self(seed)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
