@@ -57,7 +57,7 @@ async fn crash_at(point: &str, on_hdfs: bool) {
     output
         .wait_for_offset(0, RECORDS as i64, Duration::from_secs(60))
         .await;
-    terminate(&mut child);
+    terminate(&mut child, &output);
 
     let committed = output.committed(0).await;
     assert_eq!(

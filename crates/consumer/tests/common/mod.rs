@@ -127,6 +127,21 @@ impl Output {
         }
     }
 
+    /// Where consumers started by a test log to (read it when a test fails).
+    pub fn log_file(&self) -> std::fs::File {
+        let path = self.checkpoint_dir.with_file_name("consumers.log");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("consumer log file")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.checkpoint_dir.with_file_name("consumers.log"))
+            .unwrap_or_default()
+    }
+
     pub fn store(&self) -> Store {
         Store::open(&self.store_location).unwrap()
     }
@@ -150,12 +165,12 @@ impl Output {
             .map_or(0, |cp| cp.offset)
     }
 
-    /// Waits until the partition's checkpoint has reached `offset`.
+    /// Waits until the partition's checkpoint says exactly `offset`.
     pub async fn wait_for_offset(&self, partition: i32, offset: i64, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
             let reached = self.committed_offset(partition).await;
-            if reached >= offset {
+            if reached == offset {
                 return;
             }
             assert!(
@@ -169,15 +184,22 @@ impl Output {
 
 /// The consumer binary, run as a child process against the local stack.
 pub fn consumer_command(topic: &str, output: &Output, partitions: &[i32]) -> Command {
+    let mut command = bare_consumer_command(topic, output, partitions);
+    command
+        .arg("--store")
+        .arg(&output.store_location)
+        .arg("--checkpoint-dir")
+        .arg(&output.checkpoint_dir);
+    command
+}
+
+/// The consumer binary without a store or checkpoint directory chosen.
+pub fn bare_consumer_command(topic: &str, output: &Output, partitions: &[i32]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_consumer"));
     command
         .args(partitions.iter().map(ToString::to_string))
         .arg("--topic")
         .arg(topic)
-        .arg("--store")
-        .arg(&output.store_location)
-        .arg("--checkpoint-dir")
-        .arg(&output.checkpoint_dir)
         .arg("--wait")
         .arg("30")
         .env("P7_BROKERS", local_stack::brokers())
@@ -185,7 +207,8 @@ pub fn consumer_command(topic: &str, output: &Output, partitions: &[i32]) -> Com
         .env_remove("P7_STORE")
         .env_remove("P7_CHECKPOINT_DIR")
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stderr(output.log_file());
     command
 }
 
@@ -219,8 +242,8 @@ pub fn run_to_exit(mut command: Command, timeout: Duration) -> (bool, String) {
     }
 }
 
-/// Sends SIGTERM and waits for a clean exit.
-pub fn terminate(child: &mut Child) {
+/// Sends SIGTERM and waits for the exit; panics (with the consumers' log) unless it is clean.
+pub fn terminate(child: &mut Child, output: &Output) {
     let pid = child.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -231,9 +254,11 @@ pub fn terminate(child: &mut Child) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let status = child.wait().unwrap();
     assert!(
-        child.wait().unwrap().success(),
-        "consumer exited non-zero after SIGTERM"
+        status.success(),
+        "consumer exited with {status} after SIGTERM; log:\n{}",
+        output.log()
     );
 }
 

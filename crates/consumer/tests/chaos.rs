@@ -1,0 +1,95 @@
+//! Chaos: while the producer writes, consumers of all four partitions are
+//! SIGKILLed at random moments and restarted, over and over. At the end the
+//! committed batches of every partition hold exactly the records of the
+//! partition: none missing, none twice, in offset order.
+
+mod common;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::*;
+use producer::{ProducerOptions, Source};
+use tokio_util::sync::CancellationToken;
+use topic::TopicSpec;
+
+const ROWS: u64 = 3000;
+const KILLS: usize = 24;
+
+async fn chaos(on_hdfs: bool) {
+    let topic = unique(if on_hdfs { "chaos-hdfs" } else { "chaos-local" });
+    let output = Output::new(on_hdfs);
+    let mut rng = Chaos::new();
+
+    let options = ProducerOptions {
+        topic: TopicSpec {
+            name: topic.clone(),
+            partitions: 4,
+            replication: 1,
+            settle: Duration::from_secs(1),
+        },
+        resume: false,
+        broker_wait: Duration::from_secs(10),
+    };
+    let producing = {
+        let settings = settings();
+        tokio::spawn(async move {
+            let source = Source::Generator {
+                delay: Duration::from_millis(2),
+                rows: Some(ROWS),
+            };
+            producer::run(&settings, &options, source, &CancellationToken::new()).await
+        })
+    };
+
+    let start = |partition: i32| -> Child {
+        let mut command = consumer_command(&topic, &output, &[partition]);
+        command.args(["--batch-records", "25"]);
+        command.spawn().expect("spawn consumer")
+    };
+    let mut consumers: Vec<Child> = (0..4).map(start).collect();
+
+    let began = Instant::now();
+    for _ in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(150 + rng.below(500))).await;
+        let victim = rng.below(4) as usize;
+        consumers[victim].kill().expect("SIGKILL");
+        consumers[victim].wait().expect("reap");
+        consumers[victim] = start(victim as i32);
+    }
+    let summary = producing
+        .await
+        .expect("producer task")
+        .expect("producer run");
+    assert_eq!(summary.delivered, ROWS);
+    eprintln!("{KILLS} kills in {:?}", began.elapsed());
+
+    for (partition, child) in consumers.iter_mut().enumerate() {
+        let partition = partition as i32;
+        let expected = topic_records(&topic, partition);
+        output
+            .wait_for_offset(partition, expected.len() as i64, Duration::from_secs(120))
+            .await;
+        terminate(child, &output);
+        let committed = output.committed(partition).await;
+        assert_eq!(
+            committed.len(),
+            expected.len(),
+            "partition {partition}: record count"
+        );
+        assert!(
+            committed == expected,
+            "partition {partition}: committed records differ from the topic"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hdfs_sigkilled_consumers_commit_every_record_exactly_once() {
+    chaos(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_sigkilled_consumers_commit_every_record_exactly_once() {
+    chaos(false).await;
+}
