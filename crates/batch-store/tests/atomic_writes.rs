@@ -2,17 +2,11 @@
 //! stack: a temp file renamed over an existing file replaces it, listings show
 //! what is there, and reads return exactly what was written.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use batch_store::{join, Store};
 use bytes::Bytes;
 
 fn unique_dir(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("/{prefix}-{}-{nanos}", std::process::id())
+    format!("/{}", local_stack::unique_name(prefix))
 }
 
 async fn rename_replaces_an_existing_file(store: &Store) {

@@ -15,7 +15,10 @@ use common::*;
 
 fn stack(args: &[&str]) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack");
-    let status = Command::new(script).args(args).status().expect("run scripts/stack");
+    let status = Command::new(script)
+        .args(args)
+        .status()
+        .expect("run scripts/stack");
     assert!(status.success(), "scripts/stack {args:?} failed");
 }
 
@@ -34,10 +37,16 @@ async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
     let restart = scopeguard(|| stack(&["start-service", "namenode"]));
     send(&topic, 1, &readings(50, 50)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(output.committed_offset(0).await, 50, "the checkpoint moved while HDFS was down");
+    assert_eq!(
+        output.committed_offset(0).await,
+        50,
+        "the checkpoint moved while HDFS was down"
+    );
     drop(restart);
 
-    output.wait_for_offset(0, 100, Duration::from_secs(120)).await;
+    output
+        .wait_for_offset(0, 100, Duration::from_secs(120))
+        .await;
     terminate(&mut child, &output);
     let committed = output.committed(0).await;
     assert_eq!(committed.len(), 100);

@@ -23,6 +23,45 @@ pub fn hdfs_url() -> String {
     setting("P7_HDFS_URL")
 }
 
+/// A name no other test run uses: topics and HDFS directories are shared by
+/// every test of every run against the same stack.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Creates an empty database on the stack's MariaDB and returns a URL for
+/// it, so tests that fill `temperatures` never see each other's rows.
+pub async fn fresh_database(prefix: &str) -> String {
+    use sqlx::Connection;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+
+    let base = mysql_url();
+    let name = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut admin = sqlx::MySqlConnection::connect(&base)
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect to the stack's MariaDB at {base}: {err}"));
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("drop database");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("the MySQL URL names a database");
+    format!("{server}/{name}")
+}
+
 /// The directory `scripts/stack` keeps its data, logs and env file in.
 pub fn stack_dir() -> PathBuf {
     match std::env::var_os("P7_STACK_DIR") {

@@ -12,11 +12,11 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::{Error, KafkaSettings, Result};
 
@@ -39,7 +39,7 @@ pub fn scan(
     config
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "error");
-    let consumer: BaseConsumer = config.create().map_err(failed)?;
+    let consumer: BaseConsumer<QuietEnd> = config.create_with_context(QuietEnd).map_err(failed)?;
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(topic, partition, Offset::Offset(start))
@@ -106,3 +106,18 @@ pub fn resume_fetch_offset(
         }
     }
 }
+
+/// Reaching the end of the partition is what a scan waits for, not an error
+/// worth a log line; librdkafka reports it as a client error too.
+struct QuietEnd;
+
+impl ClientContext for QuietEnd {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::PartitionEOF(_) => tracing::trace!(reason, "end of partition"),
+            error => tracing::warn!(%error, reason, "Kafka client error"),
+        }
+    }
+}
+
+impl ConsumerContext for QuietEnd {}

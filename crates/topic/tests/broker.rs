@@ -3,7 +3,7 @@
 //! back out unchanged.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -26,11 +26,7 @@ const SPEC_MAP: [(&str, i32); 10] = [
 ];
 
 fn unique_topic(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+    local_stack::unique_name(prefix)
 }
 
 #[tokio::test]

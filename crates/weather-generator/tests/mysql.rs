@@ -1,37 +1,10 @@
 //! Against the real MariaDB of the local stack. Each test works in a database
 //! of its own, so tests run in parallel without seeing each other's rows.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 use weather_generator::{Database, GeneratorOptions, Limit, Reading, WeatherGenerator};
-
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// Creates an empty database and returns a URL pointing at it.
-async fn fresh_database() -> String {
-    let base = local_stack::mysql_url();
-    let name = format!(
-        "test_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    );
-    let mut admin = sqlx::MySqlConnection::connect(&base)
-        .await
-        .expect("connect to the stack's MariaDB");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (server, _) = base.rsplit_once('/').expect("URL names a database");
-    format!("{server}/{name}")
-}
 
 async fn connect(url: &str) -> Database {
     Database::connect(url, Duration::from_secs(10))
@@ -51,7 +24,7 @@ fn bulk(rows: u64, resume: bool) -> GeneratorOptions {
 
 #[tokio::test]
 async fn a_row_inserted_through_sqlx_is_read_back() {
-    let database = connect(&fresh_database().await).await;
+    let database = connect(&local_stack::fresh_database("generator").await).await;
     database.create_table().await.unwrap();
     let reading = Reading {
         station_id: "StationB",
@@ -79,7 +52,7 @@ async fn a_row_inserted_through_sqlx_is_read_back() {
 
 #[tokio::test]
 async fn generated_rows_read_back_from_mariadb_match_the_course_bit_for_bit() {
-    let database = connect(&fresh_database().await).await;
+    let database = connect(&local_stack::fresh_database("generator").await).await;
     let inserted = weather_generator::run(&database, &bulk(5010, false), &CancellationToken::new())
         .await
         .unwrap();
@@ -131,7 +104,7 @@ async fn generated_rows_read_back_from_mariadb_match_the_course_bit_for_bit() {
 
 #[tokio::test]
 async fn resume_continues_the_sequence_instead_of_restarting() {
-    let database = connect(&fresh_database().await).await;
+    let database = connect(&local_stack::fresh_database("generator").await).await;
     weather_generator::run(&database, &bulk(25, false), &CancellationToken::new())
         .await
         .unwrap();
@@ -161,7 +134,7 @@ async fn resume_continues_the_sequence_instead_of_restarting() {
 
 #[tokio::test]
 async fn course_pacing_commits_every_row_as_it_goes() {
-    let url = fresh_database().await;
+    let url = local_stack::fresh_database("generator").await;
     let database = connect(&url).await;
     let options = GeneratorOptions {
         delay: Duration::from_millis(300),

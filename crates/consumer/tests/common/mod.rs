@@ -15,11 +15,7 @@ use topic::{KafkaSettings, TopicSpec};
 use weather_generator::WeatherGenerator;
 
 pub fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+    local_stack::unique_name(prefix)
 }
 
 pub fn settings() -> KafkaSettings {
