@@ -1,0 +1,151 @@
+//! A producer started before its services waits for them with a clear log
+//! line, then proceeds when they come up.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+async fn wait_for_log(log: &std::path::Path, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in the log within {timeout:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_producer_started_before_the_broker_waits_and_then_proceeds() {
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("producer.log");
+    let mut producer = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args([
+            "--source",
+            "generator",
+            "--rows",
+            "20",
+            "--delay",
+            "0",
+            "--settle",
+            "0",
+            "--wait",
+            "60",
+        ])
+        .args(["--brokers", &brokers, "--topic", "late-broker"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_log(
+        &log,
+        "broker is not reachable yet; retrying",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // A broker of our own on that port: tansu reads a .env from its working directory, so give it an empty one.
+    let url = format!("tcp://{brokers}");
+    let _broker = Broker(
+        Command::new(local_stack::tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a tansu broker"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = producer.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the producer did not finish after the broker came up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(
+        text.contains("broker is reachable") && text.contains("delivered=20"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_producer_started_before_mysql_waits_and_then_proceeds() {
+    let (url, _database) = database_with_rows(25).await;
+    let stack = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack");
+    assert!(Command::new(&stack)
+        .args(["stop-service", "mysql"])
+        .status()
+        .unwrap()
+        .success());
+    let restart = Restart(stack.clone());
+
+    let topic = local_stack::unique_name("late-mysql");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("producer.log");
+    let mut child = producer_command(&topic, &url, &log).spawn().unwrap();
+    wait_for_log(
+        &log,
+        "MySQL is not reachable yet; retrying",
+        Duration::from_secs(20),
+    )
+    .await;
+    drop(restart);
+
+    let found = wait_for_messages(&topic, 4, 25, Duration::from_secs(60)).await;
+    terminate(&mut child, &log);
+    assert_eq!(found.len(), 25);
+}
+
+/// Starts MySQL again when dropped, even if the test fails.
+struct Restart(PathBuf);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.0)
+            .args(["start-service", "mysql"])
+            .status();
+    }
+}
