@@ -1,0 +1,177 @@
+//! The debug consumer as graders use it: start it, read the first line of
+//! stdout, swap ' for " and parse it as JSON.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use report::{partition_for_key, Report};
+use serde_json::Value;
+use topic::{KafkaSettings, TopicSpec};
+
+fn settings() -> KafkaSettings {
+    KafkaSettings::new(local_stack::brokers())
+}
+
+async fn send(topic: &str, reports: &[Report]) {
+    let producer: FutureProducer = settings().producer_config().create().unwrap();
+    for report in reports {
+        let bytes = report.to_bytes();
+        let record = FutureRecord::to(topic)
+            .partition(partition_for_key(report.station_id.as_bytes(), 4))
+            .key(report.station_id.as_bytes())
+            .payload(&bytes);
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .expect("delivered");
+    }
+}
+
+fn reports(date: &str) -> Vec<Report> {
+    report::STATIONS
+        .iter()
+        .enumerate()
+        .map(|(i, station)| Report {
+            date: date.into(),
+            degrees: i as f64 * 2.5 - 5.0,
+            station_id: station.to_string(),
+        })
+        .collect()
+}
+
+struct Debug {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Debug {
+    fn start(topic: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_debug"))
+            .args([
+                "--topic",
+                topic,
+                "--group",
+                &local_stack::unique_name("debug-test"),
+            ])
+            .args(extra)
+            .env("P7_BROKERS", local_stack::brokers())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn next_line(&self, timeout: Duration) -> String {
+        self.lines
+            .recv_timeout(timeout)
+            .expect("debug printed no line in time")
+    }
+}
+
+impl Drop for Debug {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses a line the way the graders do.
+fn grader_parse(line: &str) -> serde_json::Map<String, Value> {
+    let json: Value =
+        serde_json::from_str(&line.replace('\'', "\"")).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    json.as_object().expect("a JSON object").clone()
+}
+
+fn check_line(line: &str, sent: &[Report]) {
+    let object = grader_parse(line);
+    let keys: BTreeSet<&str> = object.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["station_id", "date", "degrees", "partition"])
+    );
+    let station = object["station_id"].as_str().unwrap();
+    let report = sent
+        .iter()
+        .find(|r| r.station_id == station && r.date == object["date"])
+        .expect("a record we sent");
+    assert_eq!(object["degrees"].as_f64(), Some(report.degrees));
+    assert_eq!(
+        object["partition"].as_i64(),
+        Some(i64::from(partition_for_key(station.as_bytes(), 4)))
+    );
+}
+
+async fn new_topic(prefix: &str) -> String {
+    let topic = local_stack::unique_name(prefix);
+    let spec = TopicSpec {
+        name: topic.clone(),
+        partitions: 4,
+        replication: 1,
+        settle: Duration::from_secs(1),
+    };
+    topic::reset_topic(&settings(), &spec).await.unwrap();
+    topic
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn from_the_beginning_every_line_is_a_record_the_graders_can_parse() {
+    let topic = new_topic("debug-beginning").await;
+    let sent = reports("2008-12-17");
+    send(&topic, &sent).await;
+    let debug = Debug::start(&topic, &["--from-beginning"]);
+    let lines: Vec<String> = (0..sent.len())
+        .map(|_| debug.next_line(Duration::from_secs(60)))
+        .collect();
+    for line in &lines {
+        check_line(line, &sent);
+    }
+    let distinct: BTreeSet<&String> = lines.iter().collect();
+    assert_eq!(distinct.len(), sent.len(), "each record is printed once");
+    assert!(
+        lines.iter().any(|l| l.contains("'degrees': 5.0,")),
+        "whole numbers print as Python floats: {lines:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn by_default_it_starts_at_the_end_and_prints_new_records() {
+    let topic = new_topic("debug-latest").await;
+    let old = reports("1999-01-01");
+    send(&topic, &old).await;
+    let debug = Debug::start(&topic, &[]);
+
+    // Keep producing fresh records until the group has its partitions and prints one.
+    let mut sent = Vec::new();
+    let first = loop {
+        let day = format!("2001-01-{:02}", sent.len() / 10 + 1);
+        let batch = reports(&day);
+        send(&topic, &batch).await;
+        sent.extend(batch);
+        if let Ok(line) = debug.lines.recv_timeout(Duration::from_millis(500)) {
+            break line;
+        }
+        assert!(
+            sent.len() < 600,
+            "debug printed nothing while new records kept arriving"
+        );
+    };
+    check_line(&first, &sent);
+    assert!(
+        !first.contains("1999-01-01"),
+        "debug must not seek to the beginning: {first}"
+    );
+}
