@@ -98,6 +98,8 @@ pub struct ConsumerOptions {
     pub reset: bool,
     /// How long to wait for the topic to exist.
     pub topic_wait: Duration,
+    /// Stop a partition once no record has arrived for this long (batch loads, benchmarks).
+    pub exit_when_idle: Option<Duration>,
 }
 
 /// Consumes every partition of `options` concurrently until `shutdown` fires

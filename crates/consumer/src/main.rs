@@ -62,6 +62,10 @@ struct Cli {
     #[arg(long, default_value_t = 120.0, value_parser = parse_seconds)]
     wait: f64,
 
+    /// Stop once no record has arrived for this many seconds.
+    #[arg(long, value_parser = parse_seconds)]
+    exit_when_idle: Option<f64>,
+
     /// Do not consume: print the committed records of the partitions
     /// (batches 0..=batch_id of each checkpoint) as JSON Lines.
     #[arg(long)]
@@ -140,6 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         reset: cli.reset,
         topic_wait: Duration::from_secs_f64(cli.wait),
+        exit_when_idle: cli.exit_when_idle.map(Duration::from_secs_f64),
     };
     for summary in consumer::run(&settings, &options, &shutdown).await? {
         eprintln!(

@@ -221,10 +221,19 @@ async fn next_batch(
     let mut deadline = None;
     while taken < options.batch.max_records.max(1) {
         let message = match deadline {
-            None => tokio::select! {
-                message = consumer.recv() => message,
-                () = shutdown.cancelled() => return Ok(None),
-            },
+            None => {
+                let idle = options.exit_when_idle.unwrap_or(Duration::MAX);
+                tokio::select! {
+                    message = tokio::time::timeout(idle, consumer.recv()) => match message {
+                        Ok(message) => message,
+                        Err(_) => {
+                            tracing::info!(partition, "no new records; stopping as asked (--exit-when-idle)");
+                            return Ok(None);
+                        }
+                    },
+                    () = shutdown.cancelled() => return Ok(None),
+                }
+            }
             Some(deadline) => match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(message) => message,
                 Err(_) => break,

@@ -58,6 +58,8 @@ pub enum Source {
         database: Database,
         chunk: u32,
         poll_interval: Duration,
+        /// Stop once no new row has appeared for this long (batch loads, benchmarks).
+        exit_when_idle: Option<Duration>,
     },
     /// The course sequence itself; a row's id is its position + 1.
     Generator { delay: Duration, rows: Option<u64> },
@@ -169,9 +171,17 @@ pub async fn run(
             database,
             chunk,
             poll_interval,
+            exit_when_idle,
         } => {
             sender
-                .from_mysql(&database, resume_after, chunk, poll_interval, shutdown)
+                .from_mysql(
+                    &database,
+                    resume_after,
+                    chunk,
+                    poll_interval,
+                    exit_when_idle,
+                    shutdown,
+                )
                 .await
         }
         Source::Generator { delay, rows } => {
@@ -214,8 +224,10 @@ impl Sender<'_> {
         mut after: i64,
         chunk: u32,
         poll_interval: Duration,
+        exit_when_idle: Option<Duration>,
         shutdown: &CancellationToken,
     ) -> Result<()> {
+        let mut last_row_seen = std::time::Instant::now();
         while !shutdown.is_cancelled() {
             self.producer.context().take_failure()?;
             let rows = tokio::select! {
@@ -223,6 +235,10 @@ impl Sender<'_> {
                 () = shutdown.cancelled() => break,
             };
             let Some(last) = rows.last() else {
+                if exit_when_idle.is_some_and(|idle| last_row_seen.elapsed() >= idle) {
+                    tracing::info!("no new rows; exiting as asked (--exit-when-idle)");
+                    break;
+                }
                 tokio::select! {
                     () = tokio::time::sleep(poll_interval) => {}
                     () = shutdown.cancelled() => {}
@@ -230,6 +246,7 @@ impl Sender<'_> {
                 continue;
             };
             after = last.id;
+            last_row_seen = std::time::Instant::now();
             for row in &rows {
                 let report = Report {
                     date: row.date.to_string(),

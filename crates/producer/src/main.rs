@@ -66,6 +66,10 @@ struct Cli {
     #[arg(long)]
     rows: Option<u64>,
 
+    /// Exit (after flushing) once no new MySQL row has appeared for this many seconds.
+    #[arg(long, value_parser = parse_seconds)]
+    exit_when_idle: Option<f64>,
+
     /// Seconds to wait for the broker and MySQL to become reachable at start.
     #[arg(long, default_value_t = 120.0, value_parser = parse_seconds)]
     wait: f64,
@@ -123,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 database: Database::connect(&url, wait).await?,
                 chunk: cli.chunk,
                 poll_interval: Duration::from_secs_f64(cli.poll_interval),
+                exit_when_idle: cli.exit_when_idle.map(Duration::from_secs_f64),
             }
         }
         SourceKind::Generator => Source::Generator {
