@@ -11,6 +11,7 @@
 //! continues with batch M + 1. Readers trust batches `0..=batch_id` only.
 
 pub mod crash;
+mod latency;
 mod lock;
 mod partition;
 
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use topic::KafkaSettings;
 
+pub use latency::Latencies;
 pub use partition::PartitionSummary;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -146,14 +146,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         topic_wait: Duration::from_secs_f64(cli.wait),
         exit_when_idle: cli.exit_when_idle.map(Duration::from_secs_f64),
     };
+    let mut all = consumer::Latencies::default();
     for summary in consumer::run(&settings, &options, &shutdown).await? {
         eprintln!(
-            "partition {}: {} batches, {} records, {} skipped this run; checkpoint {:?}",
+            "partition {}: {} batches, {} records, {} skipped this run; checkpoint {}",
             summary.partition,
             summary.batches,
             summary.records,
             summary.skipped,
-            summary.checkpoint
+            summary.checkpoint.map_or("none".to_string(), |cp| format!(
+                "batch {} offset {}",
+                cp.batch_id, cp.offset
+            )),
+        );
+        all.merge(&summary.latencies);
+    }
+    if let (Some(p50), Some(p99)) = (all.quantile(0.5), all.quantile(0.99)) {
+        eprintln!(
+            "produce -> committed latency over {} records: p50 {p50} ms, p99 {p99} ms",
+            all.count()
         );
     }
     Ok(())

@@ -17,7 +17,7 @@ use topic::KafkaSettings;
 
 use crate::crash::{self, CrashPoint};
 use crate::lock::PartitionLock;
-use crate::{ConsumerOptions, Error, Result};
+use crate::{ConsumerOptions, Error, Latencies, Result};
 
 /// What one partition did during a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,11 +29,15 @@ pub struct PartitionSummary {
     pub skipped: u64,
     /// The checkpoint at the end of the run.
     pub checkpoint: Option<Checkpoint>,
+    /// From each record's producer timestamp to the commit of its batch.
+    pub latencies: Latencies,
 }
 
 /// A batch as read from the partition.
 struct Batch {
     records: Vec<Record>,
+    /// Producer timestamps (ms since the epoch) of the records, where known.
+    produced_at: Vec<i64>,
     skipped: u64,
     next_offset: i64,
 }
@@ -115,6 +119,10 @@ pub(crate) async fn consume(
         summary.records += batch.records.len() as u64;
         summary.skipped += batch.skipped;
         summary.checkpoint = Some(checkpoint);
+        let committed_at = now_millis();
+        for produced in &batch.produced_at {
+            summary.latencies.record(committed_at - produced);
+        }
         tracing::debug!(
             partition,
             batch_id,
@@ -214,6 +222,7 @@ async fn next_batch(
 ) -> Result<Option<Batch>> {
     let mut batch = Batch {
         records: Vec::new(),
+        produced_at: Vec::new(),
         skipped: 0,
         next_offset: 0,
     };
@@ -257,7 +266,10 @@ async fn next_batch(
         taken += 1;
         batch.next_offset = message.offset() + 1;
         match decode(message.payload()) {
-            Ok(record) => batch.records.push(record),
+            Ok(record) => {
+                batch.records.push(record);
+                batch.produced_at.extend(message.timestamp().to_millis());
+            }
             Err(reason) => {
                 batch.skipped += 1;
                 tracing::warn!(partition, offset = message.offset(), %reason, "skipping a message that is not a valid Report");
@@ -362,6 +374,12 @@ async fn write_batch_file(
     store.rename_over(&tmp, &file.path()).await?;
     crash::point(CrashPoint::AfterRename);
     Ok(())
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Tells the consumer group where we are, for lag tools; never read back.
