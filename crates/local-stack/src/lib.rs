@@ -62,16 +62,25 @@ pub async fn fresh_database(prefix: &str) -> String {
     format!("{server}/{name}")
 }
 
-/// The tansu broker binary `scripts/install-deps` built, for tests that need
-/// a broker of their own.
-pub fn tansu_binary() -> PathBuf {
-    let cache = match std::env::var_os("P7_CACHE_DIR") {
+/// Where `scripts/install-deps` keeps what it installs.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("P7_CACHE_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/p7-weather")
         }
-    };
-    cache.join("tansu/bin/tansu")
+    }
+}
+
+/// The tansu broker binary `scripts/install-deps` built, for tests that need
+/// a broker of their own.
+pub fn tansu_binary() -> PathBuf {
+    cache_dir().join("tansu/bin/tansu")
+}
+
+/// A Python with pyarrow, pandas and DuckDB (`scripts/install-deps`).
+pub fn python_readers() -> PathBuf {
+    cache_dir().join("venv-readers/bin/python")
 }
 
 /// The directory `scripts/stack` keeps its data, logs and env file in.
