@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, Float64Array, StringArray};
+use arrow::array::{Array, ArrayBuilder, Float64Array, Float64Builder, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -79,38 +79,75 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-/// Encodes records as one Snappy-compressed Parquet file (zero records give a
-/// valid file with no rows).
-pub fn encode(records: &[Record]) -> Result<Bytes> {
-    let fail = |reason: String| Error::Parquet {
-        path: "(new batch)".into(),
-        reason,
-    };
-    let schema = schema();
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                records.iter().map(|r| r.station_id.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                records.iter().map(|r| r.date.as_str()),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                records.iter().map(|r| r.degrees),
-            )),
-        ],
-    )
-    .map_err(|err| fail(err.to_string()))?;
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut buffer = Vec::with_capacity(records.len() * 24 + 1024);
-    let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(properties))
+/// Accumulates one batch column by column, so a large batch costs about
+/// the bytes of its values rather than two heap strings per record.
+pub struct BatchBuilder {
+    stations: StringBuilder,
+    dates: StringBuilder,
+    degrees: Float64Builder,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        Self {
+            stations: StringBuilder::new(),
+            dates: StringBuilder::new(),
+            degrees: Float64Builder::new(),
+        }
+    }
+}
+
+impl BatchBuilder {
+    pub fn push(&mut self, station_id: &str, date: &str, degrees: f64) {
+        self.stations.append_value(station_id);
+        self.dates.append_value(date);
+        self.degrees.append_value(degrees);
+    }
+
+    pub fn len(&self) -> usize {
+        self.degrees.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One Snappy-compressed Parquet file (zero records give a valid file
+    /// with no rows); the builder is empty afterwards.
+    pub fn finish(&mut self) -> Result<Bytes> {
+        let fail = |reason: String| Error::Parquet {
+            path: "(new batch)".into(),
+            reason,
+        };
+        let schema = schema();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(self.stations.finish()),
+                Arc::new(self.dates.finish()),
+                Arc::new(self.degrees.finish()),
+            ],
+        )
         .map_err(|err| fail(err.to_string()))?;
-    writer.write(&batch).map_err(|err| fail(err.to_string()))?;
-    writer.close().map_err(|err| fail(err.to_string()))?;
-    Ok(Bytes::from(buffer))
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut buffer = Vec::with_capacity(batch.get_array_memory_size() / 2 + 1024);
+        let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(properties))
+            .map_err(|err| fail(err.to_string()))?;
+        writer.write(&batch).map_err(|err| fail(err.to_string()))?;
+        writer.close().map_err(|err| fail(err.to_string()))?;
+        Ok(Bytes::from(buffer))
+    }
+}
+
+/// Encodes records as one batch file (see [`BatchBuilder::finish`]).
+pub fn encode(records: &[Record]) -> Result<Bytes> {
+    let mut builder = BatchBuilder::default();
+    for record in records {
+        builder.push(&record.station_id, &record.date, record.degrees);
+    }
+    builder.finish()
 }
 
 /// Decodes a batch file written by [`encode`] (or any Parquet file with the

@@ -16,7 +16,7 @@ pub mod committed;
 mod hdfs;
 mod local;
 
-pub use batch_file::{BatchFile, Record, DATA_DIR};
+pub use batch_file::{BatchBuilder, BatchFile, Record, DATA_DIR};
 pub use checkpoint::{Checkpoint, CheckpointDir};
 pub use committed::{committed_batches, read_batch, read_committed};
 

@@ -5,7 +5,6 @@ use std::time::Duration;
 use batch_store::{read_committed, CheckpointDir, Store};
 use clap::Parser;
 use consumer::{BatchLimits, ConsumerOptions};
-use tokio_util::sync::CancellationToken;
 use topic::KafkaSettings;
 
 /// Consumes partitions of the topic into Parquet batch files
@@ -47,7 +46,7 @@ struct Cli {
     batch_records: u64,
 
     /// Seconds to keep collecting after a batch's first record (0: one file per poll, as in the course).
-    #[arg(long, default_value_t = 0.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 0.0, value_parser = program::parse_seconds)]
     batch_wait: f64,
 
     /// Forget the checkpoints of these partitions and start over at offset 0, batch 0.
@@ -59,11 +58,11 @@ struct Cli {
     group: String,
 
     /// Seconds to wait for the topic to exist.
-    #[arg(long, default_value_t = 120.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 120.0, value_parser = program::parse_seconds)]
     wait: f64,
 
     /// Stop once no record has arrived for this many seconds.
-    #[arg(long, value_parser = parse_seconds)]
+    #[arg(long, value_parser = program::parse_seconds)]
     exit_when_idle: Option<f64>,
 
     /// Do not consume: print the committed records of the partitions
@@ -72,34 +71,15 @@ struct Cli {
     committed: bool,
 }
 
-fn parse_seconds(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
-        _ => Err(format!("{text:?} is not a number of seconds")),
-    }
-}
-
 fn parse_property(text: &str) -> Result<(String, String), String> {
     topic::parse_property(text).map_err(|err| err.to_string())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    program::init_logging("info");
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("consumer: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    program::exit("consumer", run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -126,8 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return print_committed(&store, &checkpoints, &cli.partitions).await;
     }
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let shutdown = program::shutdown_on_signals();
     let settings = KafkaSettings {
         brokers: cli.brokers,
         properties: cli.properties,
@@ -192,21 +171,4 @@ async fn print_committed(
     }
     out.flush()?;
     Ok(())
-}
-
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot listen for SIGINT/SIGTERM");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("stopping on signal");
-    shutdown.cancel();
 }

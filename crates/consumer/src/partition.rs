@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use batch_store::batch_file::{self, BatchFile, Record, DATA_DIR};
+use batch_store::batch_file::{BatchBuilder, BatchFile, DATA_DIR};
 use batch_store::{Checkpoint, CheckpointDir, Store, TMP_SUFFIX};
 use bytes::Bytes;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -35,7 +35,7 @@ pub struct PartitionSummary {
 
 /// A batch as read from the partition.
 struct Batch {
-    records: Vec<Record>,
+    rows: BatchBuilder,
     /// Producer timestamps (ms since the epoch) of the records, where known.
     produced_at: Vec<i64>,
     skipped: u64,
@@ -98,17 +98,21 @@ pub(crate) async fn consume(
         checkpoint,
         ..Default::default()
     };
-    while let Some(batch) = next_batch(&consumer, options, partition, skip_below, shutdown).await? {
+    while let Some(mut batch) =
+        next_batch(&consumer, options, partition, skip_below, shutdown).await?
+    {
         let checkpoint = Checkpoint {
             batch_id,
             offset: batch.next_offset,
         };
+        let records = batch.rows.len();
+        let bytes = batch.rows.finish()?;
         if !commit(
             &options.store,
             checkpoints,
             partition,
             &checkpoint,
-            &batch.records,
+            bytes,
             shutdown,
         )
         .await?
@@ -116,7 +120,7 @@ pub(crate) async fn consume(
             break;
         }
         summary.batches += 1;
-        summary.records += batch.records.len() as u64;
+        summary.records += records as u64;
         summary.skipped += batch.skipped;
         summary.checkpoint = Some(checkpoint);
         let committed_at = now_millis();
@@ -126,7 +130,7 @@ pub(crate) async fn consume(
         tracing::debug!(
             partition,
             batch_id,
-            records = batch.records.len(),
+            records,
             offset = batch.next_offset,
             "batch committed"
         );
@@ -221,7 +225,7 @@ async fn next_batch(
     shutdown: &CancellationToken,
 ) -> Result<Option<Batch>> {
     let mut batch = Batch {
-        records: Vec::new(),
+        rows: BatchBuilder::default(),
         produced_at: Vec::new(),
         skipped: 0,
         next_offset: 0,
@@ -266,8 +270,10 @@ async fn next_batch(
         taken += 1;
         batch.next_offset = message.offset() + 1;
         match decode(message.payload()) {
-            Ok(record) => {
-                batch.records.push(record);
+            Ok(report) => {
+                batch
+                    .rows
+                    .push(&report.station_id, &report.date, report.degrees);
                 batch.produced_at.extend(message.timestamp().to_millis());
             }
             Err(reason) => {
@@ -282,7 +288,7 @@ async fn next_batch(
     Ok(Some(batch))
 }
 
-fn decode(payload: Option<&[u8]>) -> Result<Record, String> {
+fn decode(payload: Option<&[u8]>) -> Result<Report, String> {
     let payload = payload.ok_or("message has no value")?;
     let report = Report::from_bytes(payload).map_err(|err| err.to_string())?;
     if report.station_id.is_empty() {
@@ -291,11 +297,7 @@ fn decode(payload: Option<&[u8]>) -> Result<Record, String> {
     if !is_iso_date(&report.date) {
         return Err(format!("date {:?} is not YYYY-MM-DD", report.date));
     }
-    Ok(Record {
-        station_id: report.station_id,
-        date: report.date,
-        degrees: report.degrees,
-    })
+    Ok(report)
 }
 
 fn is_iso_date(text: &str) -> bool {
@@ -310,7 +312,7 @@ fn is_iso_date(text: &str) -> bool {
         })
 }
 
-/// Makes one batch durable, then the checkpoint naming it. Store failures
+/// Makes one encoded batch durable, then the checkpoint naming it. Store failures
 /// are retried with backoff (the checkpoint never moves before the file is in
 /// place); returns `false` if shutdown interrupted the retries, leaving the
 /// batch uncommitted, which is safe: it is read again on the next start.
@@ -319,12 +321,11 @@ async fn commit(
     checkpoints: &CheckpointDir,
     partition: i32,
     checkpoint: &Checkpoint,
-    records: &[Record],
+    bytes: Bytes,
     shutdown: &CancellationToken,
 ) -> Result<bool> {
     crash::begin_commit();
     let file = BatchFile::new(partition, checkpoint.batch_id);
-    let bytes = batch_file::encode(records)?;
     let mut backoff = Duration::from_millis(200);
     let mut attempt = 1;
     while let Err(err) = write_batch_file(store, &file, bytes.clone(), attempt > 1).await {

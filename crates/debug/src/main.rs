@@ -2,7 +2,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use debug::DebugOptions;
-use tokio_util::sync::CancellationToken;
 use topic::KafkaSettings;
 
 /// Prints every new record of the topic as a Python dict line, e.g.
@@ -38,13 +37,7 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    program::init_logging("warn");
     let cli = Cli::parse();
     let settings = KafkaSettings {
         brokers: cli.brokers,
@@ -55,18 +48,12 @@ async fn main() -> ExitCode {
         group: cli.group,
         from_beginning: cli.from_beginning,
     };
-    let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        signal.cancel();
-    });
+    let shutdown = program::shutdown_on_signals();
     let mut stdout = std::io::stdout().lock();
-    match debug::run(&settings, &options, &mut stdout, &shutdown).await {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("debug: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    program::exit(
+        "debug",
+        debug::run(&settings, &options, &mut stdout, &shutdown)
+            .await
+            .map(drop),
+    )
 }

@@ -331,22 +331,3 @@ impl Sender<'_> {
         Ok(())
     }
 }
-
-/// Shared by the producer binary and tests: one place that turns shutdown
-/// signals into cancellation.
-pub async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot listen for SIGINT/SIGTERM");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("stopping on signal: flushing messages in flight");
-    shutdown.cancel();
-}

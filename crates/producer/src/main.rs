@@ -3,7 +3,6 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use producer::{ProducerOptions, Source};
-use tokio_util::sync::CancellationToken;
 use topic::{KafkaSettings, TopicSpec};
 use weather_generator::{course_mysql_url, Database};
 
@@ -34,7 +33,7 @@ struct Cli {
     replication: i32,
 
     /// Seconds to wait after deleting an existing topic before creating it again.
-    #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 3.0, value_parser = program::parse_seconds)]
     settle: f64,
 
     /// Keep the topic and continue after the highest row id already in each
@@ -55,11 +54,11 @@ struct Cli {
     chunk: u32,
 
     /// Seconds between MySQL polls when no new rows arrived.
-    #[arg(long, default_value_t = 0.05, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 0.05, value_parser = program::parse_seconds)]
     poll_interval: f64,
 
     /// --source generator: seconds between rows (AUTOGRADER_DELAY_OVERRIDE_VAL overrides the course's 0.1).
-    #[arg(long, env = "AUTOGRADER_DELAY_OVERRIDE_VAL", default_value_t = 0.1, value_parser = parse_seconds)]
+    #[arg(long, env = "AUTOGRADER_DELAY_OVERRIDE_VAL", default_value_t = 0.1, value_parser = program::parse_seconds)]
     delay: f64,
 
     /// --source generator: stop after the row with this id (default: run forever).
@@ -67,11 +66,11 @@ struct Cli {
     rows: Option<u64>,
 
     /// Exit (after flushing) once no new MySQL row has appeared for this many seconds.
-    #[arg(long, value_parser = parse_seconds)]
+    #[arg(long, value_parser = program::parse_seconds)]
     exit_when_idle: Option<f64>,
 
     /// Seconds to wait for the broker and MySQL to become reachable at start.
-    #[arg(long, default_value_t = 120.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 120.0, value_parser = program::parse_seconds)]
     wait: f64,
 }
 
@@ -81,39 +80,19 @@ enum SourceKind {
     Generator,
 }
 
-fn parse_seconds(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
-        _ => Err(format!("{text:?} is not a number of seconds")),
-    }
-}
-
 fn parse_property(text: &str) -> Result<(String, String), String> {
     topic::parse_property(text).map_err(|err| err.to_string())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    program::init_logging("info");
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("producer: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    program::exit("producer", run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let shutdown = CancellationToken::new();
-    tokio::spawn(producer::cancel_on_signal(shutdown.clone()));
+    let shutdown = program::shutdown_on_signals();
     let wait = Duration::from_secs_f64(cli.wait);
 
     let source = match cli.source {

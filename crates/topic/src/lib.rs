@@ -89,6 +89,9 @@ impl KafkaSettings {
             ("enable.partition.eof", "false"),
             // A position the broker does not have is an error, never a silent jump.
             ("auto.offset.reset", "error"),
+            // librdkafka prefetches up to 64 MiB per partition by default; the
+            // batch being built already holds the data, so keep the read-ahead modest.
+            ("queued.max.messages.kbytes", "16384"),
         ])
     }
 

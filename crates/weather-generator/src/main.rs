@@ -2,7 +2,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 use weather_generator::{course_mysql_url, Database, GeneratorOptions, Limit};
 
 /// Inserts the course's deterministic weather readings into MySQL
@@ -15,7 +14,7 @@ struct Cli {
     mysql_url: Option<String>,
 
     /// Seconds to pause after each row (course pacing). Graders set AUTOGRADER_DELAY_OVERRIDE_VAL.
-    #[arg(long, env = "AUTOGRADER_DELAY_OVERRIDE_VAL", default_value_t = 0.1, value_parser = parse_seconds)]
+    #[arg(long, env = "AUTOGRADER_DELAY_OVERRIDE_VAL", default_value_t = 0.1, value_parser = program::parse_seconds)]
     delay: f64,
 
     /// Stop after this many rows (default: run forever).
@@ -39,34 +38,15 @@ struct Cli {
     resume: bool,
 
     /// How long to wait for MySQL to become reachable, in seconds.
-    #[arg(long, default_value_t = 120.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 120.0, value_parser = program::parse_seconds)]
     wait: f64,
-}
-
-fn parse_seconds(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
-        _ => Err(format!("{text:?} is not a number of seconds")),
-    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    program::init_logging("info");
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("weather-generator: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    program::exit("weather-generator", run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -88,26 +68,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         resume: cli.resume,
     };
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let shutdown = program::shutdown_on_signals();
     let database = Database::connect(&url, Duration::from_secs_f64(cli.wait)).await?;
     weather_generator::run(&database, &options, &shutdown).await?;
     Ok(())
-}
-
-/// SIGINT or SIGTERM: stop after the row being inserted.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot listen for SIGTERM");
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("stopping on signal");
-    shutdown.cancel();
 }

@@ -1,0 +1,70 @@
+//! `scripts/stack` itself: a port that is already taken stops `up` with one
+//! line naming the service and the port, and nothing is left running.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn stack(state: &std::path::Path, ports: &[(&str, u16)], args: &[&str]) -> std::process::Output {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack");
+    let mut command = Command::new(script);
+    command.args(args).env("P7_STACK_DIR", state);
+    for (name, port) in ports {
+        command.env(name, port.to_string());
+    }
+    command.output().expect("run scripts/stack")
+}
+
+#[test]
+fn a_port_in_use_fails_up_with_one_line_and_starts_nothing() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let state = tempfile::tempdir().unwrap();
+    let ports = [
+        ("P7_MYSQL_PORT", free_port()),
+        ("P7_KAFKA_PORT", taken_port),
+        ("P7_HDFS_PORT", free_port()),
+        ("P7_HDFS_NAMENODE_HTTP_PORT", free_port()),
+        ("P7_HDFS_DATANODE_PORT", free_port()),
+        ("P7_HDFS_DATANODE_IPC_PORT", free_port()),
+        ("P7_HDFS_DATANODE_HTTP_PORT", free_port()),
+    ];
+
+    let up = stack(state.path(), &ports, &["up"]);
+    assert!(
+        !up.status.success(),
+        "up succeeded although port {taken_port} is taken"
+    );
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(
+        line.contains("kafka") && line.contains(&taken_port.to_string()) && line.contains("in use"),
+        "{stderr}"
+    );
+
+    let status = stack(state.path(), &ports, &["status"]);
+    assert_eq!(
+        status.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let stray = Command::new("pgrep")
+        .args(["-f", &state.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        stray.stdout.is_empty(),
+        "processes left running: {}",
+        String::from_utf8_lossy(&stray.stdout)
+    );
+    drop(taken);
+}

@@ -1,0 +1,79 @@
+//! The conventions every program of the pipeline shares, so they behave the
+//! same from the command line and under `docker exec`: logs go to stderr
+//! (stdout belongs to data, e.g. the debug lines graders read), SIGINT and
+//! SIGTERM ask for a clean stop, and a failure is one line and exit code 1.
+
+use std::fmt::Display;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+/// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise, with
+/// colours only when a person is watching.
+pub fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .init();
+}
+
+/// A token cancelled by the first SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!("cannot listen for SIGINT/SIGTERM");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping on signal");
+        token.cancel();
+    });
+    shutdown
+}
+
+/// Turns the outcome of a program into its exit code, printing a failure as
+/// one line `<program>: <error with its causes>`.
+pub fn exit<E: Display>(program: &str, outcome: Result<(), E>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{program}: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses a flag given in seconds: a finite, non-negative number.
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seconds;
+
+    #[test]
+    fn seconds_are_finite_and_not_negative() {
+        assert_eq!(parse_seconds("0.1"), Ok(0.1));
+        assert_eq!(parse_seconds(" 3 "), Ok(3.0));
+        for bad in ["-1", "abc", "inf", "NaN", ""] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+}
