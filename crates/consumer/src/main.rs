@@ -5,7 +5,6 @@ use std::time::Duration;
 use batch_store::{read_committed, CheckpointDir, Store};
 use clap::Parser;
 use consumer::{BatchLimits, ConsumerOptions};
-use topic::KafkaSettings;
 
 /// Consumes partitions of the topic into Parquet batch files
 /// `/data/partition-N-batch-M.parquet` with a checkpoint `partition-N.json`
@@ -19,17 +18,8 @@ struct Cli {
     #[arg(required = true, value_parser = clap::value_parser!(i32).range(0..))]
     partitions: Vec<i32>,
 
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "P7_BROKERS", default_value = "localhost:9092")]
-    brokers: String,
-
-    /// Extra librdkafka property, KEY=VALUE (repeatable).
-    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
-    properties: Vec<(String, String)>,
-
-    /// Topic to read.
-    #[arg(long, default_value = report::TOPIC)]
-    topic: String,
+    #[command(flatten)]
+    kafka: program::KafkaFlags,
 
     /// Where batch files go: hdfs://host:port[/base], file:///dir or a directory.
     /// Default: hdfs://boss:9000 in the course container (PROJECT set), else ./p7-output.
@@ -71,10 +61,6 @@ struct Cli {
     committed: bool,
 }
 
-fn parse_property(text: &str) -> Result<(String, String), String> {
-    topic::parse_property(text).map_err(|err| err.to_string())
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     program::init_logging("info");
@@ -107,12 +93,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     let shutdown = program::shutdown_on_signals();
-    let settings = KafkaSettings {
-        brokers: cli.brokers,
-        properties: cli.properties,
-    };
+    let settings = cli.kafka.settings();
     let options = ConsumerOptions {
-        topic: cli.topic,
+        topic: cli.kafka.topic,
         group: cli.group,
         partitions: cli.partitions,
         store,

@@ -73,8 +73,17 @@ fn a_port_in_use_fails_up_with_one_line_and_starts_nothing() {
 fn a_missing_java_fails_up_with_one_line_and_leaves_nothing_running() {
     // A PATH with every command of the machine except `java`.
     let bin = tempfile::tempdir().unwrap();
-    for dir in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+    for dir in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name();
             let link = bin.path().join(&name);
@@ -86,7 +95,10 @@ fn a_missing_java_fails_up_with_one_line_and_leaves_nothing_running() {
     let state = tempfile::tempdir().unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack");
     let mut command = Command::new(script);
-    command.arg("up").env("P7_STACK_DIR", state.path()).env("PATH", bin.path());
+    command
+        .arg("up")
+        .env("P7_STACK_DIR", state.path())
+        .env("PATH", bin.path());
     for name in [
         "P7_MYSQL_PORT",
         "P7_KAFKA_PORT",
@@ -101,8 +113,18 @@ fn a_missing_java_fails_up_with_one_line_and_leaves_nothing_running() {
     let up = command.output().unwrap();
     assert!(!up.status.success(), "up succeeded without java");
     let stderr = String::from_utf8_lossy(&up.stderr);
-    let line = stderr.lines().rfind(|l| l.contains("java")).unwrap_or_default();
+    let line = stderr
+        .lines()
+        .rfind(|l| l.contains("java"))
+        .unwrap_or_default();
     assert!(line.contains("java not found"), "{stderr}");
-    let stray = Command::new("pgrep").args(["-f", &state.path().display().to_string()]).output().unwrap();
-    assert!(stray.stdout.is_empty(), "processes left running: {}", String::from_utf8_lossy(&stray.stdout));
+    let stray = Command::new("pgrep")
+        .args(["-f", &state.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        stray.stdout.is_empty(),
+        "processes left running: {}",
+        String::from_utf8_lossy(&stray.stdout)
+    );
 }

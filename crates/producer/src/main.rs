@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use producer::{ProducerOptions, Source};
-use topic::{KafkaSettings, TopicSpec};
+use topic::TopicSpec;
 use weather_generator::{course_mysql_url, Database};
 
 /// Streams weather rows into the `temperatures` topic as protobuf `Report`s
@@ -12,17 +12,8 @@ use weather_generator::{course_mysql_url, Database};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "P7_BROKERS", default_value = "localhost:9092")]
-    brokers: String,
-
-    /// Extra librdkafka property, KEY=VALUE (repeatable); overrides the defaults.
-    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
-    properties: Vec<(String, String)>,
-
-    /// Topic to write.
-    #[arg(long, default_value = report::TOPIC)]
-    topic: String,
+    #[command(flatten)]
+    kafka: program::KafkaFlags,
 
     /// Partitions of the topic when it is created.
     #[arg(long, default_value_t = report::PARTITIONS, value_parser = clap::value_parser!(i32).range(1..))]
@@ -80,10 +71,6 @@ enum SourceKind {
     Generator,
 }
 
-fn parse_property(text: &str) -> Result<(String, String), String> {
-    topic::parse_property(text).map_err(|err| err.to_string())
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     program::init_logging("info");
@@ -114,13 +101,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rows: cli.rows,
         },
     };
-    let settings = KafkaSettings {
-        brokers: cli.brokers,
-        properties: cli.properties,
-    };
+    let settings = cli.kafka.settings();
     let options = ProducerOptions {
         topic: TopicSpec {
-            name: cli.topic,
+            name: cli.kafka.topic,
             partitions: cli.partitions,
             replication: cli.replication,
             settle: Duration::from_secs_f64(cli.settle),

@@ -1,7 +1,8 @@
 //! The conventions every program of the pipeline shares, so they behave the
 //! same from the command line and under `docker exec`: logs go to stderr
 //! (stdout belongs to data, e.g. the debug lines graders read), SIGINT and
-//! SIGTERM ask for a clean stop, and a failure is one line and exit code 1.
+//! SIGTERM ask for a clean stop, a failure is one line and exit code 1, and
+//! Kafka is reached through the same flags everywhere.
 
 use std::fmt::Display;
 use std::io::IsTerminal;
@@ -54,6 +55,35 @@ pub fn exit<E: Display>(program: &str, outcome: Result<(), E>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The flags every program that talks to Kafka takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KafkaFlags {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "P7_BROKERS", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// Extra librdkafka property, KEY=VALUE (repeatable); applied last, over our defaults.
+    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+
+    /// The topic.
+    #[arg(long, default_value = report::TOPIC)]
+    pub topic: String,
+}
+
+impl KafkaFlags {
+    pub fn settings(&self) -> topic::KafkaSettings {
+        topic::KafkaSettings {
+            brokers: self.brokers.clone(),
+            properties: self.properties.clone(),
+        }
+    }
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    topic::parse_property(text).map_err(|err| err.to_string())
 }
 
 /// Parses a flag given in seconds: a finite, non-negative number.

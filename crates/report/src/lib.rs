@@ -6,7 +6,7 @@ mod debug_line;
 mod partition;
 
 pub use debug_line::{debug_line, python_float_repr, python_str_repr};
-pub use partition::{murmur2, partition_for_key};
+pub use partition::{murmur2, partition_for_key, COURSE_PARTITIONS};
 
 /// Generated from `proto/report.proto` at build time.
 mod proto {

@@ -12,19 +12,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use report::{partition_for_key, Report, STATIONS};
 use topic::{reset_topic, KafkaSettings, TopicSpec};
 
-const SPEC_MAP: [(&str, i32); 10] = [
-    ("StationA", 3),
-    ("StationB", 0),
-    ("StationC", 2),
-    ("StationD", 0),
-    ("StationE", 2),
-    ("StationF", 0),
-    ("StationG", 3),
-    ("StationH", 3),
-    ("StationI", 3),
-    ("StationJ", 1),
-];
-
 fn unique_topic(prefix: &str) -> String {
     local_stack::unique_name(prefix)
 }
@@ -58,7 +45,11 @@ async fn every_station_lands_in_its_java_partition_and_decodes_back_equal() {
             .send(record, Duration::from_secs(30))
             .await
             .expect("delivered");
-        let expected = SPEC_MAP.iter().find(|(s, _)| s == station).unwrap().1;
+        let expected = report::COURSE_PARTITIONS
+            .iter()
+            .find(|(s, _)| s == station)
+            .unwrap()
+            .1;
         assert_eq!(
             delivery.partition, expected,
             "{station} went to the wrong partition"

@@ -149,22 +149,8 @@ pub async fn wait_for_messages(
     }
 }
 
-/// The partition of each station in a 4-partition topic, per the Java client.
-pub const SPEC_MAP: [(&str, i32); 10] = [
-    ("StationA", 3),
-    ("StationB", 0),
-    ("StationC", 2),
-    ("StationD", 0),
-    ("StationE", 2),
-    ("StationF", 0),
-    ("StationG", 3),
-    ("StationH", 3),
-    ("StationI", 3),
-    ("StationJ", 1),
-];
-
 pub fn spec_partition(station: &str) -> i32 {
-    SPEC_MAP
+    report::COURSE_PARTITIONS
         .iter()
         .find(|(s, _)| *s == station)
         .unwrap_or_else(|| panic!("unknown station {station}"))
