@@ -1,5 +1,6 @@
-//! The Parquet sink: each assigned partition of the topic becomes a sequence
-//! of batch files `partition-N-batch-M.parquet`, exactly once across crashes.
+//! The consumer: each assigned partition of the topic becomes a sequence of
+//! Parquet batch files `partition-N-batch-M.parquet` (or, in stats mode, one
+//! running per-station stats file), exactly once across crashes.
 //!
 //! The commit order is the whole guarantee (see [`partition`]):
 //! 1. write `/data/partition-N-batch-M.parquet.tmp` and close it (durable);
@@ -14,6 +15,8 @@ pub mod crash;
 mod latency;
 mod lock;
 mod partition;
+mod sink;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +71,19 @@ pub enum Error {
     Task { partition: i32, message: String },
 }
 
-/// How records are grouped into batch files.
+/// What the consumer produces.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Parquet batch files in `store` and `partition-N.json` checkpoints in `checkpoints`.
+    Parquet {
+        store: Store,
+        checkpoints: CheckpointDir,
+    },
+    /// Per-station running stats with the offset, `partition-N.json` in `dir` (f24 variant).
+    Stats { dir: CheckpointDir },
+}
+
+/// How records are grouped into batches (files, or stats updates).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLimits {
     /// Most records in one file.
@@ -93,8 +108,7 @@ pub struct ConsumerOptions {
     /// Group the consumer reports its offsets to, for lag tools only.
     pub group: String,
     pub partitions: Vec<i32>,
-    pub store: Store,
-    pub checkpoints: CheckpointDir,
+    pub output: Output,
     pub batch: BatchLimits,
     /// Forget the checkpoints and start again at offset 0, batch 0.
     pub reset: bool,

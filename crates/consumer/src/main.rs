@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use batch_store::{read_committed, CheckpointDir, Store};
 use clap::Parser;
-use consumer::{BatchLimits, ConsumerOptions};
+use consumer::{BatchLimits, ConsumerOptions, Output};
 
 /// Consumes partitions of the topic into Parquet batch files
 /// `/data/partition-N-batch-M.parquet` with a checkpoint `partition-N.json`
@@ -57,8 +57,18 @@ struct Cli {
 
     /// Do not consume: print the committed records of the partitions
     /// (batches 0..=batch_id of each checkpoint) as JSON Lines.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stats")]
     committed: bool,
+
+    /// Stats mode (the f24 course variant): instead of Parquet, keep per-station
+    /// count/sum/avg/start/end with the offset in partition-N.json under --stats-dir.
+    #[arg(long)]
+    stats: bool,
+
+    /// Stats mode: directory of the partition-N.json files.
+    /// Default: /src in the course container (PROJECT set), else ./p7-output/stats.
+    #[arg(long, env = "P7_STATS_DIR", requires = "stats")]
+    stats_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -91,6 +101,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.committed {
         return print_committed(&store, &checkpoints, &cli.partitions).await;
     }
+    let output = if cli.stats {
+        let dir = cli.stats_dir.unwrap_or_else(|| {
+            PathBuf::from(if in_course_container {
+                "/src"
+            } else {
+                "p7-output/stats"
+            })
+        });
+        Output::Stats {
+            dir: CheckpointDir::new(dir),
+        }
+    } else {
+        Output::Parquet { store, checkpoints }
+    };
 
     let shutdown = program::shutdown_on_signals();
     let settings = cli.kafka.settings();
@@ -98,8 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         topic: cli.kafka.topic,
         group: cli.group,
         partitions: cli.partitions,
-        store,
-        checkpoints,
+        output,
         batch: BatchLimits {
             max_records: cli.batch_records as usize,
             max_wait: Duration::from_secs_f64(cli.batch_wait),
@@ -111,15 +134,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut all = consumer::Latencies::default();
     for summary in consumer::run(&settings, &options, &shutdown).await? {
         eprintln!(
-            "partition {}: {} batches, {} records, {} skipped this run; checkpoint {}",
-            summary.partition,
-            summary.batches,
-            summary.records,
-            summary.skipped,
-            summary.checkpoint.map_or("none".to_string(), |cp| format!(
-                "batch {} offset {}",
-                cp.batch_id, cp.offset
-            )),
+            "partition {}: {} batches, {} records, {} skipped this run; now {}",
+            summary.partition, summary.batches, summary.records, summary.skipped, summary.state,
         );
         all.merge(&summary.latencies);
     }

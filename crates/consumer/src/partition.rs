@@ -1,11 +1,8 @@
-//! One partition's loop: resume from the checkpoint, collect a batch, commit
-//! it in the order that makes the output exactly-once, repeat.
+//! One partition's loop: resume where the sink's committed state says, collect
+//! a batch, have the sink commit it together with the next offset, repeat.
 
 use std::time::{Duration, Instant};
 
-use batch_store::batch_file::{BatchBuilder, BatchFile, DATA_DIR};
-use batch_store::{Checkpoint, CheckpointDir, Store, TMP_SUFFIX};
-use bytes::Bytes;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -15,8 +12,7 @@ use report::Report;
 use tokio_util::sync::CancellationToken;
 use topic::KafkaSettings;
 
-use crate::crash::{self, CrashPoint};
-use crate::lock::PartitionLock;
+use crate::sink::Sink;
 use crate::{ConsumerOptions, Error, Latencies, Result};
 
 /// What one partition did during a run.
@@ -27,15 +23,16 @@ pub struct PartitionSummary {
     pub records: u64,
     /// Messages that were not valid `Report`s, skipped.
     pub skipped: u64,
-    /// The checkpoint at the end of the run.
-    pub checkpoint: Option<Checkpoint>,
+    /// What the committed state says at the end of the run.
+    pub state: String,
     /// From each record's producer timestamp to the commit of its batch.
     pub latencies: Latencies,
 }
 
 /// A batch as read from the partition.
 struct Batch {
-    rows: BatchBuilder,
+    /// Valid records, handed to the sink as they arrive.
+    records: u64,
     /// Producer timestamps (ms since the epoch) of the records, where known.
     produced_at: Vec<i64>,
     skipped: u64,
@@ -48,95 +45,74 @@ pub(crate) async fn consume(
     partition: i32,
     shutdown: &CancellationToken,
 ) -> Result<PartitionSummary> {
-    let checkpoints = &options.checkpoints;
-    let _lock = PartitionLock::acquire(checkpoints.dir(), partition)?;
-    if options.reset && checkpoints.remove(partition).await? {
-        tracing::warn!(
-            partition,
-            "checkpoint removed (--reset): starting over at offset 0, batch 0"
-        );
-    }
-    let checkpoint = checkpoints.load(partition).await?;
+    let mut sink = Sink::open(options, partition).await?;
     let consumer: StreamConsumer = settings.assigned_consumer_config(&options.group).create()?;
+    let mut summary = PartitionSummary {
+        partition,
+        ..Default::default()
+    };
 
     let Some((low, _high)) = wait_for_partition(&consumer, options, partition, shutdown).await?
     else {
-        return Ok(PartitionSummary {
-            partition,
-            checkpoint,
-            ..Default::default()
-        });
+        summary.state = sink.describe();
+        return Ok(summary);
     };
-    let (start, skip_below, mut batch_id) = match checkpoint {
-        Some(cp) => {
+    let (start, skip_below) = match sink.resume_offset() {
+        Some(offset) => {
             let fetch_from = tokio::task::block_in_place(|| {
-                topic::resume_fetch_offset(settings, &options.topic, partition, cp.offset, low)
+                topic::resume_fetch_offset(settings, &options.topic, partition, offset, low)
             })?;
             let Some(fetch_from) = fetch_from else {
                 return Err(Error::OffsetOutOfRange {
-                    path: checkpoints.path(partition).display().to_string(),
+                    path: sink.state_path(),
                     partition,
-                    offset: cp.offset,
+                    offset,
                     low,
                 });
             };
-            (Offset::Offset(fetch_from), cp.offset, cp.batch_id + 1)
+            (Offset::Offset(fetch_from), offset)
         }
-        None => (Offset::Beginning, 0, 0),
+        None => (Offset::Beginning, 0),
     };
-    remove_leftovers(&options.store, partition).await?;
 
     // The start offset travels with the assignment itself, so no fetch ever
     // happens from a position the group (or a default) chose.
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(&options.topic, partition, start)?;
     consumer.assign(&assignment)?;
-    tracing::info!(partition, ?start, next_batch = batch_id, "consuming");
+    tracing::info!(partition, ?start, "consuming");
 
-    let mut summary = PartitionSummary {
+    let mut position = skip_below;
+    while let Some(batch) = next_batch(
+        &consumer,
+        options,
         partition,
-        checkpoint,
-        ..Default::default()
-    };
-    while let Some(mut batch) =
-        next_batch(&consumer, options, partition, skip_below, shutdown).await?
+        skip_below,
+        &mut position,
+        &mut sink,
+        shutdown,
+    )
+    .await?
     {
-        let checkpoint = Checkpoint {
-            batch_id,
-            offset: batch.next_offset,
-        };
-        let records = batch.rows.len();
-        let bytes = batch.rows.finish()?;
-        if !commit(
-            &options.store,
-            checkpoints,
-            partition,
-            &checkpoint,
-            bytes,
-            shutdown,
-        )
-        .await?
-        {
+        if !sink.commit(batch.next_offset, shutdown).await? {
             break;
         }
         summary.batches += 1;
-        summary.records += records as u64;
+        summary.records += batch.records;
         summary.skipped += batch.skipped;
-        summary.checkpoint = Some(checkpoint);
         let committed_at = now_millis();
         for produced in &batch.produced_at {
             summary.latencies.record(committed_at - produced);
         }
         tracing::debug!(
             partition,
-            batch_id,
-            records,
+            records = batch.records,
             offset = batch.next_offset,
             "batch committed"
         );
         report_position(&consumer, &options.topic, partition, batch.next_offset);
-        batch_id += 1;
     }
+    summary.state = sink.describe();
     tracing::info!(
         partition,
         batches = summary.batches,
@@ -203,18 +179,6 @@ async fn wait_for_partition(
     }
 }
 
-/// Temp files of this partition are left by a crash; they were never part of
-/// the committed data and would only confuse people listing the directory.
-async fn remove_leftovers(store: &Store, partition: i32) -> Result<()> {
-    for name in store.list(DATA_DIR).await? {
-        if BatchFile::is_tmp_of(partition, &name) {
-            store.delete(&batch_store::join(DATA_DIR, &name)).await?;
-            tracing::info!(partition, file = %name, "removed a temp file left by an earlier run");
-        }
-    }
-    Ok(())
-}
-
 /// Collects the next batch: waits for a first message, then takes what is
 /// available (or arrives within `max_wait`) up to `max_records`. `None` on shutdown.
 async fn next_batch(
@@ -222,10 +186,12 @@ async fn next_batch(
     options: &ConsumerOptions,
     partition: i32,
     skip_below: i64,
+    position: &mut i64,
+    sink: &mut Sink,
     shutdown: &CancellationToken,
 ) -> Result<Option<Batch>> {
     let mut batch = Batch {
-        rows: BatchBuilder::default(),
+        records: 0,
         produced_at: Vec::new(),
         skipped: 0,
         next_offset: 0,
@@ -263,17 +229,27 @@ async fn next_batch(
                 continue;
             }
         };
-        // The fetch may start before the resume point (see `topic::scan`).
-        if message.offset() < skip_below {
+        // Offsets only move forward: the fetch may start before the resume
+        // point (see `topic::scan`), and a record delivered again must not
+        // be written twice.
+        if message.offset() < *position {
+            if message.offset() >= skip_below {
+                tracing::warn!(
+                    partition,
+                    offset = message.offset(),
+                    expected = *position,
+                    "dropping a record delivered twice"
+                );
+            }
             continue;
         }
+        *position = message.offset() + 1;
         taken += 1;
         batch.next_offset = message.offset() + 1;
         match decode(message.payload()) {
             Ok(report) => {
-                batch
-                    .rows
-                    .push(&report.station_id, &report.date, report.degrees);
+                sink.add(&report);
+                batch.records += 1;
                 batch.produced_at.extend(message.timestamp().to_millis());
             }
             Err(reason) => {
@@ -310,71 +286,6 @@ fn is_iso_date(text: &str) -> bool {
                 b.is_ascii_digit()
             }
         })
-}
-
-/// Makes one encoded batch durable, then the checkpoint naming it. Store failures
-/// are retried with backoff (the checkpoint never moves before the file is in
-/// place); returns `false` if shutdown interrupted the retries, leaving the
-/// batch uncommitted, which is safe: it is read again on the next start.
-async fn commit(
-    store: &Store,
-    checkpoints: &CheckpointDir,
-    partition: i32,
-    checkpoint: &Checkpoint,
-    bytes: Bytes,
-    shutdown: &CancellationToken,
-) -> Result<bool> {
-    crash::begin_commit();
-    let file = BatchFile::new(partition, checkpoint.batch_id);
-    let mut backoff = Duration::from_millis(200);
-    let mut attempt = 1;
-    while let Err(err) = write_batch_file(store, &file, bytes.clone(), attempt > 1).await {
-        tracing::warn!(partition, batch = checkpoint.batch_id, attempt, error = %err, retry_in = ?backoff, "cannot write the batch file; retrying");
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = shutdown.cancelled() => return Ok(false),
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-        attempt += 1;
-    }
-    if attempt > 1 {
-        tracing::info!(
-            partition,
-            batch = checkpoint.batch_id,
-            "batch file written after retrying"
-        );
-    }
-
-    if crash::armed(CrashPoint::DuringCheckpoint) {
-        let encoded = CheckpointDir::encode(checkpoint);
-        let tmp = format!("{}{TMP_SUFFIX}", CheckpointDir::file_name(partition));
-        checkpoints
-            .store()
-            .write_new(&tmp, encoded.slice(..encoded.len() / 2))
-            .await?;
-        crash::abort(CrashPoint::DuringCheckpoint);
-    }
-    checkpoints.save(partition, checkpoint).await?;
-    Ok(true)
-}
-
-async fn write_batch_file(
-    store: &Store,
-    file: &BatchFile,
-    bytes: Bytes,
-    retrying: bool,
-) -> batch_store::Result<()> {
-    let tmp = file.tmp_path();
-    if retrying {
-        // A failed write may still hold the HDFS lease on the temp file;
-        // deleting it lets the new write start clean.
-        let _ = store.delete(&tmp).await;
-    }
-    store.write_new(&tmp, bytes).await?;
-    crash::point(CrashPoint::AfterTempFile);
-    store.rename_over(&tmp, &file.path()).await?;
-    crash::point(CrashPoint::AfterRename);
-    Ok(())
 }
 
 fn now_millis() -> i64 {

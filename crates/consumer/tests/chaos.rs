@@ -47,15 +47,15 @@ async fn chaos(on_hdfs: bool) {
         command.args(["--batch-records", "25"]);
         command.spawn().expect("spawn consumer")
     };
-    let mut consumers: Vec<Child> = (0..4).map(start).collect();
+    let mut consumers = Running((0..4).map(start).collect());
 
     let began = Instant::now();
     for _ in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(150 + rng.below(500))).await;
         let victim = rng.below(4) as usize;
-        consumers[victim].kill().expect("SIGKILL");
-        consumers[victim].wait().expect("reap");
-        consumers[victim] = start(victim as i32);
+        consumers.0[victim].kill().expect("SIGKILL");
+        consumers.0[victim].wait().expect("reap");
+        consumers.0[victim] = start(victim as i32);
     }
     let summary = producing
         .await
@@ -63,14 +63,24 @@ async fn chaos(on_hdfs: bool) {
         .expect("producer run");
     assert_eq!(summary.delivered, ROWS);
     eprintln!("{KILLS} kills in {:?}", began.elapsed());
+    let guard = || {
+        output
+            .log()
+            .matches("dropping a record delivered twice")
+            .count()
+    };
 
-    for (partition, child) in consumers.iter_mut().enumerate() {
+    for (partition, child) in consumers.0.iter_mut().enumerate() {
         let partition = partition as i32;
         let expected = topic_records(&topic, partition);
         output
             .wait_for_offset(partition, expected.len() as i64, Duration::from_secs(120))
             .await;
         terminate(child, &output);
+        eprintln!(
+            "partition {partition}: records delivered twice and dropped so far: {}",
+            guard()
+        );
         let committed = output.committed(partition).await;
         assert_eq!(
             committed.len(),

@@ -174,7 +174,7 @@ pub async fn run(
             exit_when_idle,
         } => {
             sender
-                .from_mysql(
+                .send_from_mysql(
                     &database,
                     resume_after,
                     chunk,
@@ -186,7 +186,7 @@ pub async fn run(
         }
         Source::Generator { delay, rows } => {
             sender
-                .from_generator(resume_after, delay, rows, shutdown)
+                .send_from_generator(resume_after, delay, rows, shutdown)
                 .await
         }
     };
@@ -218,7 +218,7 @@ struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    async fn from_mysql(
+    async fn send_from_mysql(
         &mut self,
         database: &Database,
         mut after: i64,
@@ -260,7 +260,7 @@ impl Sender<'_> {
     }
 
     /// Sends the course sequence up to row id `rows` (or forever).
-    async fn from_generator(
+    async fn send_from_generator(
         &mut self,
         after: i64,
         delay: Duration,

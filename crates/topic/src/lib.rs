@@ -177,19 +177,15 @@ async fn delete_topic(
             topic: topic.into(),
             source,
         })?;
-    for result in results {
-        match result {
-            Ok(_) => return Ok(true),
-            Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => return Ok(false),
-            Err((_, code)) => {
-                return Err(Error::DeleteTopic {
-                    topic: topic.into(),
-                    source: KafkaError::AdminOp(code),
-                })
-            }
-        }
+    // One topic was asked for, so there is one result.
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(true),
+        Some(Err((_, RDKafkaErrorCode::UnknownTopicOrPartition))) | None => Ok(false),
+        Some(Err((_, code))) => Err(Error::DeleteTopic {
+            topic: topic.into(),
+            source: KafkaError::AdminOp(code),
+        }),
     }
-    Ok(false)
 }
 
 /// Creates the topic, retrying for a while if the broker still reports the

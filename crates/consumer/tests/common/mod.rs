@@ -285,3 +285,15 @@ impl Chaos {
         self.0 % n
     }
 }
+
+/// Consumer processes that are killed when the test ends, passing or not.
+pub struct Running(pub Vec<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

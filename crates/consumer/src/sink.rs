@@ -1,0 +1,254 @@
+//! Where a partition's records go, and how they become durable together with
+//! the offset to resume from: Parquet batch files plus a checkpoint, or the
+//! running per-station stats file.
+
+use std::time::Duration;
+
+use batch_store::batch_file::{BatchBuilder, BatchFile, DATA_DIR};
+use batch_store::{Checkpoint, CheckpointDir, Store, TMP_SUFFIX};
+use bytes::Bytes;
+use report::Report;
+use tokio_util::sync::CancellationToken;
+
+use crate::crash::{self, CrashPoint};
+use crate::lock::PartitionLock;
+use crate::stats::PartitionStats;
+use crate::{ConsumerOptions, Output, Result};
+
+pub(crate) enum Sink {
+    Parquet(Box<ParquetSink>),
+    Stats(StatsSink),
+}
+
+pub(crate) struct ParquetSink {
+    store: Store,
+    checkpoints: CheckpointDir,
+    partition: i32,
+    checkpoint: Option<Checkpoint>,
+    rows: BatchBuilder,
+    _lock: PartitionLock,
+}
+
+pub(crate) struct StatsSink {
+    dir: CheckpointDir,
+    partition: i32,
+    state: Option<PartitionStats>,
+    _lock: PartitionLock,
+}
+
+impl Sink {
+    /// Takes the partition's lock, applies `--reset`, and loads the state to resume from.
+    pub(crate) async fn open(options: &ConsumerOptions, partition: i32) -> Result<Self> {
+        match &options.output {
+            Output::Parquet { store, checkpoints } => {
+                let lock = PartitionLock::acquire(checkpoints.dir(), partition)?;
+                if options.reset && checkpoints.remove(partition).await? {
+                    tracing::warn!(
+                        partition,
+                        "checkpoint removed (--reset): starting over at offset 0, batch 0"
+                    );
+                }
+                let checkpoint = checkpoints.load(partition).await?;
+                remove_leftovers(store, partition).await?;
+                Ok(Sink::Parquet(Box::new(ParquetSink {
+                    store: store.clone(),
+                    checkpoints: checkpoints.clone(),
+                    partition,
+                    checkpoint,
+                    rows: BatchBuilder::default(),
+                    _lock: lock,
+                })))
+            }
+            Output::Stats { dir } => {
+                let lock = PartitionLock::acquire(dir.dir(), partition)?;
+                if options.reset && dir.remove(partition).await? {
+                    tracing::warn!(
+                        partition,
+                        "stats removed (--reset): starting over at offset 0"
+                    );
+                }
+                let name = CheckpointDir::file_name(partition);
+                let state = match dir.store().get(&name).await {
+                    Ok(bytes) => Some(PartitionStats::from_json(&bytes).map_err(|reason| {
+                        batch_store::Error::CorruptCheckpoint {
+                            path: dir.path(partition).display().to_string(),
+                            reason,
+                        }
+                    })?),
+                    Err(err) if err.is_not_found() => None,
+                    Err(err) => return Err(err.into()),
+                };
+                Ok(Sink::Stats(StatsSink {
+                    dir: dir.clone(),
+                    partition,
+                    state,
+                    _lock: lock,
+                }))
+            }
+        }
+    }
+
+    /// The offset the committed state continues at; `None` before the first commit.
+    pub(crate) fn resume_offset(&self) -> Option<i64> {
+        match self {
+            Sink::Parquet(sink) => sink.checkpoint.map(|cp| cp.offset),
+            Sink::Stats(sink) => sink.state.as_ref().map(|state| state.offset),
+        }
+    }
+
+    /// The local file that holds the resume offset, for messages.
+    pub(crate) fn state_path(&self) -> String {
+        match self {
+            Sink::Parquet(sink) => sink.checkpoints.path(sink.partition).display().to_string(),
+            Sink::Stats(sink) => sink.dir.path(sink.partition).display().to_string(),
+        }
+    }
+
+    pub(crate) fn add(&mut self, report: &Report) {
+        match self {
+            Sink::Parquet(sink) => sink
+                .rows
+                .push(&report.station_id, &report.date, report.degrees),
+            Sink::Stats(sink) => sink.state.get_or_insert_with(PartitionStats::default).add(
+                &report.station_id,
+                &report.date,
+                report.degrees,
+            ),
+        }
+    }
+
+    /// Makes everything added since the last commit durable together with
+    /// `next_offset`. `false`: shutdown interrupted it and nothing moved.
+    pub(crate) async fn commit(
+        &mut self,
+        next_offset: i64,
+        shutdown: &CancellationToken,
+    ) -> Result<bool> {
+        match self {
+            Sink::Parquet(sink) => {
+                let batch_id = sink.checkpoint.map_or(0, |cp| cp.batch_id + 1);
+                let checkpoint = Checkpoint {
+                    batch_id,
+                    offset: next_offset,
+                };
+                let bytes = sink.rows.finish()?;
+                let done = commit(
+                    &sink.store,
+                    &sink.checkpoints,
+                    sink.partition,
+                    &checkpoint,
+                    bytes,
+                    shutdown,
+                )
+                .await?;
+                if done {
+                    sink.checkpoint = Some(checkpoint);
+                }
+                Ok(done)
+            }
+            Sink::Stats(sink) => {
+                let state = sink.state.get_or_insert_with(PartitionStats::default);
+                state.offset = next_offset;
+                let name = CheckpointDir::file_name(sink.partition);
+                sink.dir
+                    .store()
+                    .put_atomic(&name, Bytes::from(state.to_json()))
+                    .await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// What the committed state says, for the run summary.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Sink::Parquet(sink) => match sink.checkpoint {
+                Some(cp) => format!("batch {} offset {}", cp.batch_id, cp.offset),
+                None => "no checkpoint".into(),
+            },
+            Sink::Stats(sink) => match &sink.state {
+                Some(state) => {
+                    format!("offset {}, {} stations", state.offset, state.stations.len())
+                }
+                None => "no stats".into(),
+            },
+        }
+    }
+}
+
+/// Temp files of this partition are left by a crash; they were never part of
+/// the committed data and would only confuse people listing the directory.
+async fn remove_leftovers(store: &Store, partition: i32) -> Result<()> {
+    for name in store.list(DATA_DIR).await? {
+        if BatchFile::is_tmp_of(partition, &name) {
+            store.delete(&batch_store::join(DATA_DIR, &name)).await?;
+            tracing::info!(partition, file = %name, "removed a temp file left by an earlier run");
+        }
+    }
+    Ok(())
+}
+
+/// Makes one encoded batch durable, then the checkpoint naming it. Store failures
+/// are retried with backoff (the checkpoint never moves before the file is in
+/// place); returns `false` if shutdown interrupted the retries, leaving the
+/// batch uncommitted, which is safe: it is read again on the next start.
+async fn commit(
+    store: &Store,
+    checkpoints: &CheckpointDir,
+    partition: i32,
+    checkpoint: &Checkpoint,
+    bytes: Bytes,
+    shutdown: &CancellationToken,
+) -> Result<bool> {
+    crash::begin_commit();
+    let file = BatchFile::new(partition, checkpoint.batch_id);
+    let mut backoff = Duration::from_millis(200);
+    let mut attempt = 1;
+    while let Err(err) = write_batch_file(store, &file, bytes.clone(), attempt > 1).await {
+        tracing::warn!(partition, batch = checkpoint.batch_id, attempt, error = %err, retry_in = ?backoff, "cannot write the batch file; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return Ok(false),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        attempt += 1;
+    }
+    if attempt > 1 {
+        tracing::info!(
+            partition,
+            batch = checkpoint.batch_id,
+            "batch file written after retrying"
+        );
+    }
+
+    if crash::armed(CrashPoint::DuringCheckpoint) {
+        let encoded = CheckpointDir::encode(checkpoint);
+        let tmp = format!("{}{TMP_SUFFIX}", CheckpointDir::file_name(partition));
+        checkpoints
+            .store()
+            .write_new(&tmp, encoded.slice(..encoded.len() / 2))
+            .await?;
+        crash::abort(CrashPoint::DuringCheckpoint);
+    }
+    checkpoints.save(partition, checkpoint).await?;
+    Ok(true)
+}
+
+async fn write_batch_file(
+    store: &Store,
+    file: &BatchFile,
+    bytes: Bytes,
+    retrying: bool,
+) -> batch_store::Result<()> {
+    let tmp = file.tmp_path();
+    if retrying {
+        // A failed write may still hold the HDFS lease on the temp file;
+        // deleting it lets the new write start clean.
+        let _ = store.delete(&tmp).await;
+    }
+    store.write_new(&tmp, bytes).await?;
+    crash::point(CrashPoint::AfterTempFile);
+    store.rename_over(&tmp, &file.path()).await?;
+    crash::point(CrashPoint::AfterRename);
+    Ok(())
+}
