@@ -128,3 +128,31 @@ fn a_missing_java_fails_up_with_one_line_and_leaves_nothing_running() {
         String::from_utf8_lossy(&stray.stdout)
     );
 }
+
+#[test]
+fn a_failed_download_fails_install_deps_with_one_line() {
+    // An empty cache forces the HDFS jars download; the package index is unreachable.
+    let cache = tempfile::tempdir().unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/install-deps");
+    let output = Command::new(script)
+        .env("P7_CACHE_DIR", cache.path())
+        .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+        .env("PIP_RETRIES", "0")
+        .env("PIP_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "install-deps succeeded without a package index"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(
+        line.starts_with("install-deps: hdfs jars: ") && line.contains("failed"),
+        "{stderr}"
+    );
+    assert!(
+        !cache.path().join("hadoop-jars").exists(),
+        "a failed download must not leave jars that look installed"
+    );
+}
