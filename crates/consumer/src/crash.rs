@@ -3,8 +3,10 @@
 //! `P7_CRASH_POINT=<point>[@<n>]` makes the process abort (no cleanup, like a
 //! SIGKILL) when the n-th batch commit of the process (default 1) reaches
 //! `<point>`: `after-temp-file`, `after-rename` or `during-checkpoint` (the
-//! latter leaves a half-written checkpoint temp file behind). Unset, every
-//! check is a cheap no-op.
+//! latter leaves a half-written checkpoint temp file behind) for Parquet
+//! batches; `mid-append` (half of the batch's files appended to, the last one
+//! cut mid-line) or `before-checkpoint` (all appended) for the JSON Lines
+//! archive. Unset, every check is a cheap no-op.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -16,6 +18,8 @@ pub enum CrashPoint {
     AfterTempFile,
     AfterRename,
     DuringCheckpoint,
+    MidAppend,
+    BeforeCheckpoint,
 }
 
 impl CrashPoint {
@@ -24,6 +28,8 @@ impl CrashPoint {
             "after-temp-file" => Some(Self::AfterTempFile),
             "after-rename" => Some(Self::AfterRename),
             "during-checkpoint" => Some(Self::DuringCheckpoint),
+            "mid-append" => Some(Self::MidAppend),
+            "before-checkpoint" => Some(Self::BeforeCheckpoint),
             _ => None,
         }
     }

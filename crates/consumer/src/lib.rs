@@ -12,6 +12,7 @@
 //! continues with batch M + 1. Readers trust batches `0..=batch_id` only.
 
 pub mod crash;
+pub mod jsonl;
 mod latency;
 mod lock;
 mod partition;
@@ -37,10 +38,8 @@ pub enum Error {
     Store(#[from] batch_store::Error),
     #[error("cannot use checkpoint directory {dir}: {reason}")]
     CheckpointDir { dir: String, reason: String },
-    #[error(
-        "partition {partition} is already being consumed by another process (lock {lock} is held)"
-    )]
-    AlreadyRunning { partition: i32, lock: String },
+    #[error("{what} is already being consumed by another process (lock {lock} is held)")]
+    AlreadyRunning { what: String, lock: String },
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("topic {topic} did not appear within {waited:?} (is the producer running?)")]
@@ -67,6 +66,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Topic(#[from] topic::Error),
+    #[error("JSON Lines archive: {0}")]
+    Archive(String),
     #[error("partition {partition} failed: {message}")]
     Task { partition: i32, message: String },
 }
@@ -81,6 +82,19 @@ pub enum Output {
     },
     /// Per-station running stats with the offset, `partition-N.json` in `dir` (f24 variant).
     Stats { dir: CheckpointDir },
+    /// One line per record in `<dir>/<date>/<station>_<date>.jsonl`, with the
+    /// offsets of all partitions in one checkpoint (the data-collector variant).
+    JsonLines { archive: Arc<jsonl::Archive> },
+}
+
+/// Where a partition without a committed offset starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StartAt {
+    /// Its first record.
+    #[default]
+    Earliest,
+    /// Records produced from now on.
+    Latest,
 }
 
 /// How records are grouped into batches (files, or stats updates).
@@ -112,10 +126,26 @@ pub struct ConsumerOptions {
     pub batch: BatchLimits,
     /// Forget the checkpoints and start again at offset 0, batch 0.
     pub reset: bool,
+    /// Where a partition without a checkpoint starts.
+    pub start: StartAt,
     /// How long to wait for the topic to exist.
     pub topic_wait: Duration,
     /// Stop a partition once no record has arrived for this long (batch loads, benchmarks).
     pub exit_when_idle: Option<Duration>,
+}
+
+/// All partitions of `topic`, once it exists (waiting up to `wait`);
+/// `None` if shut down first.
+pub async fn topic_partitions(
+    settings: &KafkaSettings,
+    topic: &str,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> Result<Option<Vec<i32>>> {
+    let consumer: rdkafka::consumer::BaseConsumer =
+        settings.assigned_consumer_config("metadata").create()?;
+    let count = partition::wait_for_topic(&consumer, topic, wait, shutdown).await?;
+    Ok(count.map(|count| (0..count as i32).collect()))
 }
 
 /// Consumes every partition of `options` concurrently until `shutdown` fires

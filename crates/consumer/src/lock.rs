@@ -1,20 +1,29 @@
-//! One writer per partition and checkpoint directory. Two consumers of the
-//! same partition would both write batch M and race on the checkpoint, so
-//! the second one refuses to start. The lock is an OS file lock: it vanishes
-//! with the process, so a crash never leaves a stale lock behind.
+//! One writer per output. Two consumers of the same partition would both write
+//! batch M and race on the checkpoint, and two collectors would append the same
+//! lines twice, so the second one refuses to start. The lock is an OS file
+//! lock: it vanishes with the process, so a crash never leaves a stale lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::Error;
 
-pub struct PartitionLock {
+#[derive(Debug)]
+pub struct OutputLock {
     _file: File,
 }
 
-impl PartitionLock {
-    pub fn acquire(dir: &std::path::Path, partition: i32) -> Result<Self, Error> {
-        let path: PathBuf = dir.join(format!(".partition-{partition}.lock"));
+impl OutputLock {
+    /// The lock of one partition's checkpoint (or stats) directory.
+    pub fn partition(dir: &Path, partition: i32) -> Result<Self, Error> {
+        Self::acquire(dir, &format!(".partition-{partition}.lock"), || {
+            format!("partition {partition}")
+        })
+    }
+
+    /// Locks `dir/name`; `what` names the output for the error message.
+    pub fn acquire(dir: &Path, name: &str, what: impl FnOnce() -> String) -> Result<Self, Error> {
+        let path = dir.join(name);
         let unwritable = |err: std::io::Error| Error::CheckpointDir {
             dir: dir.display().to_string(),
             reason: err.to_string(),
@@ -29,7 +38,7 @@ impl PartitionLock {
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
             Err(TryLockError::WouldBlock) => Err(Error::AlreadyRunning {
-                partition,
+                what: what(),
                 lock: path.display().to_string(),
             }),
             Err(TryLockError::Error(err)) => Err(unwritable(err)),

@@ -128,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             max_wait: Duration::from_secs_f64(cli.batch_wait),
         },
         reset: cli.reset,
+        start: consumer::StartAt::Earliest,
         topic_wait: Duration::from_secs_f64(cli.wait),
         exit_when_idle: cli.exit_when_idle.map(Duration::from_secs_f64),
     };

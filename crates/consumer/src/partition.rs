@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use topic::KafkaSettings;
 
 use crate::sink::Sink;
-use crate::{ConsumerOptions, Error, Latencies, Result};
+use crate::{ConsumerOptions, Error, Latencies, Result, StartAt};
 
 /// What one partition did during a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,7 +72,10 @@ pub(crate) async fn consume(
             };
             (Offset::Offset(fetch_from), offset)
         }
-        None => (Offset::Beginning, 0),
+        None => match options.start {
+            StartAt::Earliest => (Offset::Beginning, 0),
+            StartAt::Latest => (Offset::End, 0),
+        },
     };
 
     // The start offset travels with the assignment itself, so no fetch ever
@@ -83,6 +86,7 @@ pub(crate) async fn consume(
     tracing::info!(partition, ?start, "consuming");
 
     let mut position = skip_below;
+    let mut last_lag_report: Option<Instant> = None;
     while let Some(batch) = next_batch(
         &consumer,
         options,
@@ -111,6 +115,10 @@ pub(crate) async fn consume(
             "batch committed"
         );
         report_position(&consumer, &options.topic, partition, batch.next_offset);
+        if last_lag_report.is_none_or(|at| at.elapsed() >= LAG_REPORT_EVERY) {
+            report_lag(&consumer, &options.topic, partition, batch.next_offset);
+            last_lag_report = Some(Instant::now());
+        }
     }
     summary.state = sink.describe();
     tracing::info!(
@@ -131,45 +139,61 @@ async fn wait_for_partition(
     partition: i32,
     shutdown: &CancellationToken,
 ) -> Result<Option<(i64, i64)>> {
+    let Some(count) =
+        wait_for_topic(consumer, &options.topic, options.topic_wait, shutdown).await?
+    else {
+        return Ok(None);
+    };
+    if partition < 0 || partition as usize >= count {
+        return Err(Error::UnknownPartition {
+            topic: options.topic.clone(),
+            partition,
+            count,
+            max: count - 1,
+        });
+    }
+    let watermarks = tokio::task::block_in_place(|| {
+        consumer.fetch_watermarks(&options.topic, partition, Duration::from_secs(10))
+    })?;
+    Ok(Some(watermarks))
+}
+
+/// Waits up to `wait` for `topic` to exist; returns its number of
+/// partitions, or `None` if shut down first.
+pub(crate) async fn wait_for_topic<C: Consumer>(
+    consumer: &C,
+    topic: &str,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> Result<Option<usize>> {
     let started = Instant::now();
     let mut logged = false;
     loop {
         let metadata = tokio::task::block_in_place(|| {
-            consumer.fetch_metadata(Some(&options.topic), Duration::from_secs(5))
+            consumer.fetch_metadata(Some(topic), Duration::from_secs(5))
         });
         let count = match &metadata {
             Ok(metadata) => metadata
                 .topics()
                 .iter()
-                .find(|t| t.name() == options.topic && t.error().is_none())
+                .find(|t| t.name() == topic && t.error().is_none())
                 .map_or(0, |t| t.partitions().len()),
             Err(_) => 0,
         };
         if count > 0 {
-            if partition < 0 || partition as usize >= count {
-                return Err(Error::UnknownPartition {
-                    topic: options.topic.clone(),
-                    partition,
-                    count,
-                    max: count - 1,
-                });
-            }
-            let watermarks = tokio::task::block_in_place(|| {
-                consumer.fetch_watermarks(&options.topic, partition, Duration::from_secs(10))
-            })?;
-            return Ok(Some(watermarks));
+            return Ok(Some(count));
         }
-        if started.elapsed() >= options.topic_wait {
+        if started.elapsed() >= wait {
             return Err(Error::NoTopic {
-                topic: options.topic.clone(),
-                waited: options.topic_wait,
+                topic: topic.to_string(),
+                waited: wait,
             });
         }
         if !logged {
             let reason = metadata
                 .err()
                 .map_or_else(|| "topic does not exist yet".to_string(), |e| e.to_string());
-            tracing::warn!(topic = %options.topic, partition, %reason, "waiting for the topic");
+            tracing::warn!(%topic, %reason, "waiting for the topic");
             logged = true;
         }
         tokio::select! {
@@ -203,6 +227,8 @@ async fn next_batch(
             None => {
                 let idle = options.exit_when_idle.unwrap_or(Duration::MAX);
                 tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return Ok(None),
                     message = tokio::time::timeout(idle, consumer.recv()) => match message {
                         Ok(message) => message,
                         Err(_) => {
@@ -210,12 +236,21 @@ async fn next_batch(
                             return Ok(None);
                         }
                     },
-                    () = shutdown.cancelled() => return Ok(None),
                 }
             }
-            Some(deadline) => match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(message) => message,
-                Err(_) => break,
+            // A shutdown ends the batch early; it is still committed. So does
+            // running idle under --exit-when-idle: the batch is committed, and
+            // the next one stops the partition.
+            Some(deadline) => tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                message = tokio::time::timeout_at(
+                    options.exit_when_idle.map_or(deadline, |idle| deadline.min(tokio::time::Instant::now() + idle)),
+                    consumer.recv(),
+                ) => match message {
+                    Ok(message) => message,
+                    Err(_) => break,
+                },
             },
         };
         let message = match message {
@@ -248,7 +283,7 @@ async fn next_batch(
         batch.next_offset = message.offset() + 1;
         match decode(message.payload()) {
             Ok(report) => {
-                sink.add(&report);
+                sink.add(&report, message.offset());
                 batch.records += 1;
                 batch.produced_at.extend(message.timestamp().to_millis());
             }
@@ -304,6 +339,27 @@ fn report_position(consumer: &StreamConsumer, topic: &str, partition: i32, next_
         if let Err(err) = consumer.commit(&position, CommitMode::Async) {
             tracing::debug!(partition, error = %err, "could not report the position to the group");
         }
+    }
+}
+
+/// How often (after its first batch) each partition logs how far behind the end of the partition it is.
+const LAG_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs the committed offset and the lag: records in the partition after it.
+/// (tansu reports a high watermark that can trail the real end by up to one
+/// record batch, so there the figure can be low by that much.)
+fn report_lag(consumer: &StreamConsumer, topic: &str, partition: i32, next_offset: i64) {
+    let watermarks = tokio::task::block_in_place(|| {
+        consumer.fetch_watermarks(topic, partition, Duration::from_secs(2))
+    });
+    match watermarks {
+        Ok((_, high)) => tracing::info!(
+            partition,
+            offset = next_offset,
+            lag = (high - next_offset).max(0),
+            "committed"
+        ),
+        Err(err) => tracing::debug!(partition, error = %err, "could not read the partition's end"),
     }
 }
 

@@ -2,6 +2,8 @@
 //! the offset to resume from: Parquet batch files plus a checkpoint, or the
 //! running per-station stats file.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use batch_store::batch_file::{BatchBuilder, BatchFile, DATA_DIR};
@@ -11,13 +13,15 @@ use report::Report;
 use tokio_util::sync::CancellationToken;
 
 use crate::crash::{self, CrashPoint};
-use crate::lock::PartitionLock;
+use crate::jsonl::{self, Archive};
+use crate::lock::OutputLock;
 use crate::stats::PartitionStats;
 use crate::{ConsumerOptions, Output, Result};
 
 pub(crate) enum Sink {
     Parquet(Box<ParquetSink>),
     Stats(StatsSink),
+    JsonLines(JsonLinesSink),
 }
 
 pub(crate) struct ParquetSink {
@@ -26,14 +30,23 @@ pub(crate) struct ParquetSink {
     partition: i32,
     checkpoint: Option<Checkpoint>,
     rows: BatchBuilder,
-    _lock: PartitionLock,
+    _lock: OutputLock,
 }
 
 pub(crate) struct StatsSink {
     dir: CheckpointDir,
     partition: i32,
     state: Option<PartitionStats>,
-    _lock: PartitionLock,
+    _lock: OutputLock,
+}
+
+pub(crate) struct JsonLinesSink {
+    archive: Arc<Archive>,
+    topic: String,
+    partition: i32,
+    resume: Option<i64>,
+    /// Archive path → the batch's lines for it.
+    files: BTreeMap<String, Vec<u8>>,
 }
 
 impl Sink {
@@ -41,7 +54,7 @@ impl Sink {
     pub(crate) async fn open(options: &ConsumerOptions, partition: i32) -> Result<Self> {
         match &options.output {
             Output::Parquet { store, checkpoints } => {
-                let lock = PartitionLock::acquire(checkpoints.dir(), partition)?;
+                let lock = OutputLock::partition(checkpoints.dir(), partition)?;
                 if options.reset && checkpoints.remove(partition).await? {
                     tracing::warn!(
                         partition,
@@ -60,7 +73,7 @@ impl Sink {
                 })))
             }
             Output::Stats { dir } => {
-                let lock = PartitionLock::acquire(dir.dir(), partition)?;
+                let lock = OutputLock::partition(dir.dir(), partition)?;
                 if options.reset && dir.remove(partition).await? {
                     tracing::warn!(
                         partition,
@@ -85,6 +98,13 @@ impl Sink {
                     _lock: lock,
                 }))
             }
+            Output::JsonLines { archive } => Ok(Sink::JsonLines(JsonLinesSink {
+                resume: archive.resume_offset(&options.topic, partition).await,
+                archive: Arc::clone(archive),
+                topic: options.topic.clone(),
+                partition,
+                files: BTreeMap::new(),
+            })),
         }
     }
 
@@ -93,6 +113,7 @@ impl Sink {
         match self {
             Sink::Parquet(sink) => sink.checkpoint.map(|cp| cp.offset),
             Sink::Stats(sink) => sink.state.as_ref().map(|state| state.offset),
+            Sink::JsonLines(sink) => sink.resume,
         }
     }
 
@@ -101,10 +122,12 @@ impl Sink {
         match self {
             Sink::Parquet(sink) => sink.checkpoints.path(sink.partition).display().to_string(),
             Sink::Stats(sink) => sink.dir.path(sink.partition).display().to_string(),
+            Sink::JsonLines(sink) => sink.archive.checkpoint_path().display().to_string(),
         }
     }
 
-    pub(crate) fn add(&mut self, report: &Report) {
+    /// Adds the record at `offset` to the batch being collected.
+    pub(crate) fn add(&mut self, report: &Report, offset: i64) {
         match self {
             Sink::Parquet(sink) => sink
                 .rows
@@ -114,6 +137,11 @@ impl Sink {
                 &report.date,
                 report.degrees,
             ),
+            Sink::JsonLines(sink) => sink
+                .files
+                .entry(jsonl::file_for(&report.station_id, &report.date))
+                .or_default()
+                .extend(jsonl::line(report, sink.partition, offset)),
         }
     }
 
@@ -156,6 +184,14 @@ impl Sink {
                     .await?;
                 Ok(true)
             }
+            Sink::JsonLines(sink) => {
+                let files = std::mem::take(&mut sink.files);
+                sink.archive
+                    .commit(&sink.topic, sink.partition, next_offset, files)
+                    .await?;
+                sink.resume = Some(next_offset);
+                Ok(true)
+            }
         }
     }
 
@@ -171,6 +207,10 @@ impl Sink {
                     format!("offset {}, {} stations", state.offset, state.stations.len())
                 }
                 None => "no stats".into(),
+            },
+            Sink::JsonLines(sink) => match sink.resume {
+                Some(offset) => format!("offset {offset}"),
+                None => "no offset".into(),
             },
         }
     }

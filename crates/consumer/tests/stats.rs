@@ -15,32 +15,6 @@ use batch_store::Record;
 use chrono::NaiveDate;
 use common::*;
 use consumer::stats::{PartitionStats, StationStats};
-use producer::{ProducerOptions, Source};
-use tokio_util::sync::CancellationToken;
-use topic::TopicSpec;
-
-async fn produce(topic: &str, rows: u64, delay: Duration) -> tokio::task::JoinHandle<()> {
-    let options = ProducerOptions {
-        topic: TopicSpec {
-            name: topic.into(),
-            partitions: 4,
-            replication: 1,
-            settle: Duration::from_secs(1),
-        },
-        resume: false,
-        broker_wait: Duration::from_secs(10),
-    };
-    tokio::spawn(async move {
-        let source = Source::Generator {
-            delay,
-            rows: Some(rows),
-        };
-        let summary = producer::run(&settings(), &options, source, &CancellationToken::new())
-            .await
-            .expect("produce");
-        assert_eq!(summary.delivered, rows);
-    })
-}
 
 fn stats_command(topic: &str, output: &Output, partitions: &[i32]) -> std::process::Command {
     let mut command = bare_consumer_command(topic, output, partitions);

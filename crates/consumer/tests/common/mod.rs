@@ -73,6 +73,36 @@ pub async fn send(topic: &str, partitions: i32, reports: &[Report]) {
     send_raw(topic, partitions, &messages).await;
 }
 
+/// Starts the producer on a fresh 4-partition `topic` with `rows` rows of the
+/// course generator, `delay` apart; the handle ends once all are delivered.
+pub async fn produce(topic: &str, rows: u64, delay: Duration) -> tokio::task::JoinHandle<()> {
+    let options = producer::ProducerOptions {
+        topic: TopicSpec {
+            name: topic.into(),
+            partitions: 4,
+            replication: 1,
+            settle: Duration::from_secs(1),
+        },
+        resume: false,
+        broker_wait: Duration::from_secs(10),
+    };
+    tokio::spawn(async move {
+        let source = producer::Source::Generator {
+            delay,
+            rows: Some(rows),
+        };
+        let summary = producer::run(
+            &settings(),
+            &options,
+            source,
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("produce");
+        assert_eq!(summary.delivered, rows);
+    })
+}
+
 /// Every valid Report in the partition, in offset order, read straight from
 /// the broker (to its end, not to its reported high watermark: see `topic::scan`).
 pub fn topic_records(topic: &str, partition: i32) -> Vec<Record> {

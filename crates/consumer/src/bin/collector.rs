@@ -1,0 +1,114 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use consumer::jsonl::Archive;
+use consumer::{BatchLimits, ConsumerOptions, Output, StartAt};
+
+/// Collects the topic into a JSON Lines archive, one file per day and station:
+/// `<output-dir>/<YYYY-MM-DD>/<station>_<YYYY-MM-DD>.jsonl`, with the offsets of
+/// every partition in `<output-dir>/checkpoints/offset_checkpoint.json`.
+/// Every record lands exactly once, across crashes and restarts.
+///
+/// Every flag can also be set through the environment variable named with it.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Partitions to collect. Default: all partitions of the topic.
+    #[arg(value_parser = clap::value_parser!(i32).range(0..))]
+    partitions: Vec<i32>,
+
+    #[command(flatten)]
+    kafka: program::KafkaFlags,
+
+    /// Directory of the archive.
+    #[arg(
+        long,
+        env = "DATA_COLLECTOR_OUTPUT_DIR",
+        default_value = "p7-output/jsonl"
+    )]
+    output_dir: PathBuf,
+
+    /// A partition's batch is written once it has this many messages...
+    #[arg(long, env = "DATA_COLLECTOR_BATCH_SIZE", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    batch_size: u64,
+
+    /// ...or this many seconds after its first message, whichever comes first.
+    #[arg(long, env = "DATA_COLLECTOR_BATCH_TIMEOUT", default_value_t = 300.0,
+          value_parser = program::parse_seconds)]
+    batch_timeout: f64,
+
+    /// Where a partition that has no offset in the checkpoint starts.
+    #[arg(long, env = "DATA_COLLECTOR_OFFSET_RESET", value_enum, default_value_t = OffsetReset::Earliest)]
+    offset_reset: OffsetReset,
+
+    /// Consumer group told about our progress (for lag tools; never read back).
+    #[arg(long, default_value = "kafka-data-collector")]
+    group: String,
+
+    /// Seconds to wait for the topic to exist.
+    #[arg(long, default_value_t = 120.0, value_parser = program::parse_seconds)]
+    wait: f64,
+
+    /// Stop once no record has arrived for this many seconds.
+    #[arg(long, value_parser = program::parse_seconds)]
+    exit_when_idle: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OffsetReset {
+    /// From the partition's first record.
+    Earliest,
+    /// Only records produced after the collector started.
+    Latest,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    program::init_logging("info");
+    let cli = Cli::parse();
+    program::exit("collector", run(cli).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let archive = Arc::new(Archive::open(&cli.output_dir).await?);
+    let shutdown = program::shutdown_on_signals();
+    let settings = cli.kafka.settings();
+    let wait = Duration::from_secs_f64(cli.wait);
+    let partitions = if cli.partitions.is_empty() {
+        match consumer::topic_partitions(&settings, &cli.kafka.topic, wait, &shutdown).await? {
+            Some(partitions) => partitions,
+            None => return Ok(()),
+        }
+    } else {
+        cli.partitions
+    };
+    tracing::info!(dir = %archive.dir().display(), ?partitions, "collecting");
+    let options = ConsumerOptions {
+        topic: cli.kafka.topic,
+        group: cli.group,
+        partitions,
+        output: Output::JsonLines { archive },
+        batch: BatchLimits {
+            max_records: cli.batch_size as usize,
+            max_wait: Duration::from_secs_f64(cli.batch_timeout),
+        },
+        reset: false,
+        start: match cli.offset_reset {
+            OffsetReset::Earliest => StartAt::Earliest,
+            OffsetReset::Latest => StartAt::Latest,
+        },
+        topic_wait: wait,
+        exit_when_idle: cli.exit_when_idle.map(Duration::from_secs_f64),
+    };
+    for summary in consumer::run(&settings, &options, &shutdown).await? {
+        eprintln!(
+            "partition {}: {} batches, {} records, {} skipped this run; now {}",
+            summary.partition, summary.batches, summary.records, summary.skipped, summary.state,
+        );
+    }
+    Ok(())
+}

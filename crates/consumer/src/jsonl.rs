@@ -1,0 +1,424 @@
+//! The JSON Lines archive (the data-collector variant): every record becomes
+//! one line of `<dir>/<YYYY-MM-DD>/<station>_<YYYY-MM-DD>.jsonl`, and
+//! `<dir>/checkpoints/offset_checkpoint.json` holds the next offset of every
+//! partition:
+//!
+//! ```json
+//! {"last_updated": "2026-11-22T10:30:00Z", "offsets": {"temperatures": {"0": 1234, "1": 1200}}}
+//! ```
+//!
+//! Appending to a file is not atomic, so a batch is committed in three steps:
+//! 1. the checkpoint is replaced (atomically) by one that also lists, under
+//!    `"appending"`, every file the batch touches with its current length;
+//! 2. the lines are appended and the file system is synced;
+//! 3. the checkpoint is replaced by one with the new offsets and no `"appending"`.
+//!
+//! A crash before 3 leaves `"appending"` in the checkpoint: the next start cuts
+//! every listed file back to its recorded length (removing files the batch
+//! created) and reads the batch again from the old offsets. A crash after 3
+//! needs nothing. Either way every record is in the archive exactly once.
+//! Readers may see lines of a batch before step 3; they are final once the
+//! checkpoint's offset has passed them.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Component, Path, PathBuf};
+
+use batch_store::Store;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::crash::{self, CrashPoint};
+use crate::lock::OutputLock;
+use crate::{Error, Result};
+
+pub const CHECKPOINT_DIR: &str = "checkpoints";
+pub const CHECKPOINT_FILE: &str = "offset_checkpoint.json";
+
+/// The checkpoint file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveCheckpoint {
+    /// When it was last written (RFC 3339, UTC).
+    pub last_updated: String,
+    /// Topic → partition → the next offset to read.
+    pub offsets: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Files an unfinished batch is appending to → their length before it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub appending: BTreeMap<String, u64>,
+}
+
+impl ArchiveCheckpoint {
+    pub fn offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.offsets
+            .get(topic)?
+            .get(&partition.to_string())
+            .copied()
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let checkpoint: Self = serde_json::from_slice(bytes).map_err(|err| err.to_string())?;
+        for (topic, partitions) in &checkpoint.offsets {
+            for (partition, offset) in partitions {
+                if partition.parse::<i32>().map_or(true, |p| p < 0) {
+                    return Err(format!(
+                        "topic {topic}: {partition:?} is not a partition number"
+                    ));
+                }
+                if *offset < 0 {
+                    return Err(format!(
+                        "topic {topic} partition {partition}: negative offset {offset}"
+                    ));
+                }
+            }
+        }
+        if let Some(path) = checkpoint.appending.keys().find(|p| !is_archive_path(p)) {
+            return Err(format!("{path:?} is not a file of the archive"));
+        }
+        Ok(checkpoint)
+    }
+}
+
+/// One line of the archive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    pub station_id: String,
+    pub date: String,
+    /// `null` for a reading that is not a finite number (JSON has no NaN).
+    pub degrees: Option<f64>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The archive one collector process writes to; shared by its partitions.
+#[derive(Debug)]
+pub struct Archive {
+    dir: PathBuf,
+    checkpoints: Store,
+    state: Mutex<ArchiveCheckpoint>,
+    _lock: OutputLock,
+}
+
+impl Archive {
+    /// Takes the archive's lock and finishes what a crash interrupted: files a
+    /// batch was appending to are cut back to their committed length.
+    pub async fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir: PathBuf = dir.into();
+        let checkpoint_dir = dir.join(CHECKPOINT_DIR);
+        let lock = OutputLock::acquire(&checkpoint_dir, ".collector.lock", || {
+            format!("the archive {}", dir.display())
+        })?;
+        let checkpoints = Store::local(&checkpoint_dir);
+        let mut state = match checkpoints.get(CHECKPOINT_FILE).await {
+            Ok(bytes) => ArchiveCheckpoint::parse(&bytes).map_err(|reason| {
+                batch_store::Error::CorruptCheckpoint {
+                    path: checkpoint_dir.join(CHECKPOINT_FILE).display().to_string(),
+                    reason,
+                }
+            })?,
+            Err(err) if err.is_not_found() => ArchiveCheckpoint::default(),
+            Err(err) => return Err(err.into()),
+        };
+        let archive = Self {
+            dir,
+            checkpoints,
+            state: Mutex::new(ArchiveCheckpoint::default()),
+            _lock: lock,
+        };
+        if !state.appending.is_empty() {
+            let files = std::mem::take(&mut state.appending);
+            let root = archive.dir.clone();
+            let count = files.len();
+            blocking(move || roll_back(&root, &files)).await?;
+            archive.save(&state).await?;
+            tracing::info!(
+                files = count,
+                "an interrupted batch was rolled back; it will be read again"
+            );
+        }
+        *archive.state.lock().await = state;
+        Ok(archive)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.dir.join(CHECKPOINT_DIR).join(CHECKPOINT_FILE)
+    }
+
+    /// Where `partition` of `topic` continues; `None` if it has no offset yet.
+    pub async fn resume_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.state.lock().await.offset(topic, partition)
+    }
+
+    /// Appends `files` (archive path → lines) and moves `partition` to `next_offset`,
+    /// exactly once across crashes (see the module documentation).
+    pub async fn commit(
+        &self,
+        topic: &str,
+        partition: i32,
+        next_offset: i64,
+        files: BTreeMap<String, Vec<u8>>,
+    ) -> Result<()> {
+        let mut state = self.state.lock().await;
+        crash::begin_commit();
+        if !files.is_empty() {
+            let root = self.dir.clone();
+            let paths: Vec<String> = files.keys().cloned().collect();
+            state.appending = blocking(move || current_lengths(&root, &paths)).await?;
+            self.save(&state).await?;
+            let root = self.dir.clone();
+            blocking(move || append_all(&root, files)).await?;
+            crash::point(CrashPoint::BeforeCheckpoint);
+            state.appending.clear();
+        }
+        state
+            .offsets
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition.to_string(), next_offset);
+        self.save(&state).await
+    }
+
+    async fn save(&self, state: &ArchiveCheckpoint) -> Result<()> {
+        let stamped = ArchiveCheckpoint {
+            last_updated: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ..state.clone()
+        };
+        let bytes = serde_json::to_vec(&stamped).expect("a checkpoint always serializes");
+        self.checkpoints
+            .put_atomic(CHECKPOINT_FILE, Bytes::from(bytes))
+            .await?;
+        Ok(())
+    }
+}
+
+/// The archive path of a record: `<date>/<station>_<date>.jsonl`. The date
+/// is a validated `YYYY-MM-DD`; bytes of the station id that are not safe in
+/// a file name are written `%XX`.
+pub fn file_for(station_id: &str, date: &str) -> String {
+    let mut station = String::with_capacity(station_id.len());
+    for (i, byte) in station_id.bytes().enumerate() {
+        let safe =
+            byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || (byte == b'.' && i > 0);
+        if safe {
+            station.push(byte as char);
+        } else {
+            station.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("{date}/{station}_{date}.jsonl")
+}
+
+/// The line of one record, newline included.
+pub fn line(report: &report::Report, partition: i32, offset: i64) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&Line {
+        station_id: report.station_id.clone(),
+        date: report.date.clone(),
+        degrees: report.degrees.is_finite().then_some(report.degrees),
+        partition,
+        offset,
+    })
+    .expect("a line always serializes");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// A relative path inside the archive, as `file_for` makes them.
+fn is_archive_path(path: &str) -> bool {
+    !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
+fn current_lengths(root: &Path, paths: &[String]) -> std::io::Result<BTreeMap<String, u64>> {
+    let mut lengths = BTreeMap::new();
+    for path in paths {
+        let length = match std::fs::metadata(root.join(path)) {
+            Ok(metadata) => metadata.len(),
+            Err(err) if err.kind() == ErrorKind::NotFound => 0,
+            Err(err) => return Err(annotate(err, path)),
+        };
+        lengths.insert(path.clone(), length);
+    }
+    Ok(lengths)
+}
+
+fn append_all(root: &Path, files: BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+    let crash_midway = crash::armed(CrashPoint::MidAppend).then(|| files.len().div_ceil(2));
+    for (i, (path, bytes)) in files.into_iter().enumerate() {
+        let file = root.join(&path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(|err| annotate(err, &path))?;
+        }
+        let mut out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .map_err(|err| annotate(err, &path))?;
+        if crash_midway == Some(i + 1) {
+            out.write_all(&bytes[..bytes.len() / 2])?;
+            crash::abort(CrashPoint::MidAppend);
+        }
+        out.write_all(&bytes).map_err(|err| annotate(err, &path))?;
+    }
+    sync_file_system(root)
+}
+
+/// Cuts every file back to its committed length; files the batch created go.
+/// Everything is checked before anything is cut.
+fn roll_back(root: &Path, files: &BTreeMap<String, u64>) -> std::io::Result<()> {
+    let mut cuts = Vec::new();
+    for (path, &length) in files {
+        let file = root.join(path);
+        let current = match std::fs::metadata(&file) {
+            Ok(metadata) => metadata.len(),
+            Err(err) if err.kind() == ErrorKind::NotFound && length == 0 => continue,
+            Err(err) => return Err(annotate(err, path)),
+        };
+        if current < length {
+            return Err(std::io::Error::other(format!(
+                "{path}: {current} bytes, but {length} were committed before the interrupted batch \
+                 (was the file changed by hand?); nothing was changed"
+            )));
+        }
+        cuts.push((path, file, length));
+    }
+    for (path, file, length) in cuts {
+        if length == 0 {
+            std::fs::remove_file(&file).map_err(|err| annotate(err, path))?;
+        } else {
+            OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .and_then(|f| f.set_len(length))
+                .map_err(|err| annotate(err, path))?;
+        }
+    }
+    sync_file_system(root)
+}
+
+/// One `syncfs` makes every appended file (and new directory) durable, which
+/// is far cheaper than an fsync per file when a batch touches thousands.
+fn sync_file_system(root: &Path) -> std::io::Result<()> {
+    let dir = File::open(root)?;
+    rustix::fs::syncfs(&dir).map_err(std::io::Error::from)
+}
+
+fn annotate(err: std::io::Error, path: &str) -> std::io::Error {
+    std::io::Error::new(err.kind(), format!("{path}: {err}"))
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(|err| Error::Archive(err.to_string())),
+        Err(join) => Err(Error::Archive(join.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe_whatever_the_station_id() {
+        assert_eq!(
+            file_for("StationA", "2000-01-01"),
+            "2000-01-01/StationA_2000-01-01.jsonl"
+        );
+        assert_eq!(
+            file_for("../etc/x y", "2000-01-02"),
+            "2000-01-02/%2E.%2Fetc%2Fx%20y_2000-01-02.jsonl"
+        );
+        assert!(is_archive_path(&file_for("../..", "2000-01-01")));
+        assert!(!is_archive_path("../x"));
+        assert!(!is_archive_path("/etc/passwd"));
+        assert!(!is_archive_path(""));
+    }
+
+    #[test]
+    fn a_line_round_trips_and_nan_becomes_null() {
+        let report = report::Report {
+            date: "2000-01-01".into(),
+            degrees: 23.851454295532143,
+            station_id: "StationA".into(),
+        };
+        let text = line(&report, 3, 17);
+        assert_eq!(text.last(), Some(&b'\n'));
+        let parsed: Line = serde_json::from_slice(&text).unwrap();
+        assert_eq!(parsed.degrees, Some(23.851454295532143));
+        assert_eq!((parsed.partition, parsed.offset), (3, 17));
+        let nan = report::Report {
+            degrees: f64::NAN,
+            ..report
+        };
+        let parsed: Line = serde_json::from_slice(&line(&nan, 0, 0)).unwrap();
+        assert_eq!(parsed.degrees, None);
+    }
+
+    #[test]
+    fn checkpoints_that_would_lose_or_damage_data_are_rejected() {
+        let good = br#"{"last_updated":"2026-01-01T00:00:00Z","offsets":{"temperatures":{"0":5}}}"#;
+        assert_eq!(
+            ArchiveCheckpoint::parse(good)
+                .unwrap()
+                .offset("temperatures", 0),
+            Some(5)
+        );
+        for bad in [
+            &br#"{"last_updated":"x","offsets":{"t":{"0":-1}}}"#[..],
+            br#"{"last_updated":"x","offsets":{"t":{"zero":1}}}"#,
+            br#"{"last_updated":"x","offsets":{},"appending":{"../../etc/passwd":0}}"#,
+            br#"{"last_updated":"x","offsets":{"t":{"0":1}"#,
+            b"",
+        ] {
+            assert!(
+                ArchiveCheckpoint::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn roll_back_restores_committed_lengths_and_removes_new_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/old.jsonl"), b"kept\nappended\n").unwrap();
+        std::fs::write(dir.path().join("d/new.jsonl"), b"appended\n").unwrap();
+        let files = BTreeMap::from([
+            ("d/old.jsonl".to_string(), 5),
+            ("d/new.jsonl".to_string(), 0),
+            ("d/never-written.jsonl".to_string(), 0),
+        ]);
+        roll_back(dir.path(), &files).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("d/old.jsonl")).unwrap(),
+            b"kept\n"
+        );
+        assert!(!dir.path().join("d/new.jsonl").exists());
+
+        std::fs::write(dir.path().join("d/new.jsonl"), b"appended\n").unwrap();
+        let shorter = BTreeMap::from([
+            ("d/new.jsonl".to_string(), 0),
+            ("d/old.jsonl".to_string(), 100),
+        ]);
+        let err = roll_back(dir.path(), &shorter).unwrap_err();
+        assert!(err.to_string().contains("nothing was changed"), "{err}");
+        assert_eq!(
+            std::fs::read(dir.path().join("d/old.jsonl")).unwrap(),
+            b"kept\n"
+        );
+        assert!(
+            dir.path().join("d/new.jsonl").exists(),
+            "checked before cutting"
+        );
+    }
+}
