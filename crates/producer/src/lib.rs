@@ -164,6 +164,7 @@ pub async fn run(
         partitions,
         last_ids,
         summary: Summary::default(),
+        progress_logged_at: std::time::Instant::now(),
     };
 
     let outcome = match source {
@@ -215,9 +216,24 @@ struct Sender<'a> {
     /// Per partition, the highest row id it already holds.
     last_ids: Vec<i64>,
     summary: Summary,
+    progress_logged_at: std::time::Instant,
 }
 
+/// How often the producer logs how many rows it has sent and had acknowledged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 impl Sender<'_> {
+    fn log_progress(&mut self) {
+        if self.progress_logged_at.elapsed() >= PROGRESS_EVERY {
+            self.progress_logged_at = std::time::Instant::now();
+            tracing::info!(
+                sent = self.summary.sent,
+                delivered = self.producer.context().delivered.load(Ordering::Relaxed),
+                "progress"
+            );
+        }
+    }
+
     async fn send_from_mysql(
         &mut self,
         database: &Database,
@@ -230,6 +246,7 @@ impl Sender<'_> {
         let mut last_row_seen = std::time::Instant::now();
         while !shutdown.is_cancelled() {
             self.producer.context().take_failure()?;
+            self.log_progress();
             let rows = tokio::select! {
                 rows = database.rows_after(after, chunk) => rows?,
                 () = shutdown.cancelled() => break,
@@ -274,6 +291,7 @@ impl Sender<'_> {
                 return Ok(());
             }
             self.producer.context().take_failure()?;
+            self.log_progress();
             let Some(reading) = generator.next() else {
                 return Ok(());
             };

@@ -165,6 +165,13 @@ pub async fn reset_topic(settings: &KafkaSettings, spec: &TopicSpec) -> Result<b
     Ok(deleted)
 }
 
+/// Deletes `topic` if it exists; returns whether it did.
+pub async fn delete_topic_if_exists(settings: &KafkaSettings, topic: &str) -> Result<bool> {
+    let admin = settings.admin()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    delete_topic(&admin, &options, topic).await
+}
+
 async fn delete_topic(
     admin: &AdminClient<DefaultClientContext>,
     options: &AdminOptions,

@@ -1,0 +1,197 @@
+//! The grader against the real local stack: a full score for the real
+//! programs, failures that name the broken program, and one clear reason when
+//! a check cannot run at all.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_grader"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn grader(bin_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_grader"));
+    command
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .env("P7_BROKERS", local_stack::brokers())
+        .env("P7_MYSQL_URL", local_stack::mysql_url())
+        .env("P7_HDFS_URL", local_stack::hdfs_url())
+        .env_remove("PROJECT");
+    command
+}
+
+fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("a JSON report")).unwrap()
+}
+
+fn statuses(report: &serde_json::Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A directory with the real programs, except `replaced` by a shell script.
+fn bin_dir_with(replaced: &str, script: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for program in ["weather-generator", "producer", "debug", "consumer"] {
+        let target = dir.path().join(program);
+        if program == replaced {
+            std::fs::write(&target, script).unwrap();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        } else {
+            let real = bin_dir().join(program);
+            assert!(
+                real.is_file(),
+                "{} is missing: build the workspace's binaries first (cargo test --workspace does)",
+                real.display()
+            );
+            std::os::unix::fs::symlink(real, target).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn the_real_pipeline_gets_a_full_score_and_a_broken_consumer_does_not() {
+    // Both use the stack's `temperatures` topic, so they run one after the other.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let output = grader(&bin_dir())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    let full = report(&json);
+    assert_eq!(
+        (full["score"].as_u64(), full["max_score"].as_u64()),
+        (Some(6), Some(6)),
+        "{printed}"
+    );
+    assert_eq!(statuses(&full), vec!["pass"; 6]);
+    assert!(printed.contains("score: 6/6"), "{printed}");
+    assert_eq!(printed.lines().filter(|l| l.starts_with("PASS")).count(), 6);
+
+    // A consumer that writes nothing: the checks that need it fail and say why.
+    let broken = bin_dir_with(
+        "consumer",
+        "#!/bin/sh\necho 'consumer: pretending to be broken' >&2\nexit 1\n",
+    );
+    let json = dir.path().join("broken.json");
+    let output = grader(broken.path())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let printed = text(&output);
+    assert!(!output.status.success(), "{printed}");
+    let partial = report(&json);
+    assert_eq!(
+        statuses(&partial),
+        ["pass", "pass", "pass", "fail", "not_run", "fail"],
+        "{printed}"
+    );
+    assert!(
+        partial["checks"][3]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pretending to be broken"),
+        "{printed}"
+    );
+    assert!(printed.contains("score: 3/6"), "{printed}");
+}
+
+#[test]
+fn a_stack_that_is_not_running_is_named_and_nothing_else_runs() {
+    let output = grader(&bin_dir())
+        .env("P7_BROKERS", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    let printed = text(&output);
+    assert!(!output.status.success());
+    let first = printed.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("NOT RUN 1.") && first.contains("127.0.0.1:1 does not answer"),
+        "{printed}"
+    );
+    assert_eq!(
+        printed
+            .lines()
+            .filter(|l| l.contains("needs check 1"))
+            .count(),
+        5,
+        "{printed}"
+    );
+    assert!(printed.contains("score: 0/6"), "{printed}");
+}
+
+#[test]
+fn a_missing_binary_is_named() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = grader(empty.path()).output().unwrap();
+    let printed = text(&output);
+    assert!(!output.status.success());
+    let first = printed.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("NOT RUN 1.")
+            && first.contains(&format!(
+                "{}",
+                empty.path().join("weather-generator").display()
+            ))
+            && first.contains("does not exist"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn compose_without_docker_or_without_the_container_says_so() {
+    // No docker on PATH at all.
+    let empty = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_grader"))
+        .args(["--compose", "--project", "p7"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("docker CLI is not installed"), "{stderr}");
+
+    // A docker that knows no such container (as the real one answers).
+    let fake = empty.path().join("docker");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho \"Error: No such object: $5\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_grader"))
+        .args(["--compose", "--project", "nosuch"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no container nosuch-kafka") && stderr.contains("PROJECT=nosuch"),
+        "{stderr}"
+    );
+}
