@@ -79,12 +79,20 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-/// Accumulates one batch column by column, so a large batch costs about
-/// the bytes of its values rather than two heap strings per record.
+/// Rows collected before they are encoded into the file being built.
+const CHUNK_ROWS: usize = 16_384;
+
+/// Builds one batch file as records arrive: every few thousand rows are
+/// encoded and compressed into the Parquet file in memory, so a large batch
+/// costs about its compressed size, not its raw values.
 pub struct BatchBuilder {
     stations: StringBuilder,
     dates: StringBuilder,
     degrees: Float64Builder,
+    writer: Option<ArrowWriter<Vec<u8>>>,
+    rows: usize,
+    /// The first encoding failure, reported by `finish`.
+    failed: Option<String>,
 }
 
 impl Default for BatchBuilder {
@@ -93,6 +101,9 @@ impl Default for BatchBuilder {
             stations: StringBuilder::new(),
             dates: StringBuilder::new(),
             degrees: Float64Builder::new(),
+            writer: None,
+            rows: 0,
+            failed: None,
         }
     }
 }
@@ -102,14 +113,47 @@ impl BatchBuilder {
         self.stations.append_value(station_id);
         self.dates.append_value(date);
         self.degrees.append_value(degrees);
+        self.rows += 1;
+        if self.degrees.len() >= CHUNK_ROWS {
+            if let Err(reason) = self.encode_chunk() {
+                self.failed.get_or_insert(reason);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.degrees.len()
+        self.rows
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Encodes the rows collected so far into the file.
+    fn encode_chunk(&mut self) -> std::result::Result<(), String> {
+        let schema = schema();
+        let chunk = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(self.stations.finish()),
+                Arc::new(self.dates.finish()),
+                Arc::new(self.degrees.finish()),
+            ],
+        )
+        .map_err(|err| err.to_string())?;
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => {
+                let properties = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .build();
+                self.writer.insert(
+                    ArrowWriter::try_new(Vec::new(), schema, Some(properties))
+                        .map_err(|err| err.to_string())?,
+                )
+            }
+        };
+        writer.write(&chunk).map_err(|err| err.to_string())
     }
 
     /// One Snappy-compressed Parquet file (zero records give a valid file
@@ -119,24 +163,16 @@ impl BatchBuilder {
             path: "(new batch)".into(),
             reason,
         };
-        let schema = schema();
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(self.stations.finish()),
-                Arc::new(self.dates.finish()),
-                Arc::new(self.degrees.finish()),
-            ],
-        )
-        .map_err(|err| fail(err.to_string()))?;
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .build();
-        let mut buffer = Vec::with_capacity(batch.get_array_memory_size() / 2 + 1024);
-        let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(properties))
-            .map_err(|err| fail(err.to_string()))?;
-        writer.write(&batch).map_err(|err| fail(err.to_string()))?;
-        writer.close().map_err(|err| fail(err.to_string()))?;
+        let encoded = self.encode_chunk();
+        let failed = self.failed.take();
+        let writer = self.writer.take();
+        self.rows = 0;
+        if let Some(reason) = failed {
+            return Err(fail(reason));
+        }
+        encoded.map_err(fail)?;
+        let writer = writer.expect("encode_chunk made the writer");
+        let buffer = writer.into_inner().map_err(|err| fail(err.to_string()))?;
         Ok(Bytes::from(buffer))
     }
 }
@@ -232,6 +268,32 @@ mod tests {
         assert_eq!(&bytes[..4], b"PAR1");
         assert_eq!(decode("x", bytes).unwrap(), records);
         assert!(decode("x", encode(&[]).unwrap()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_batch_larger_than_a_chunk_round_trips_and_the_builder_starts_afresh() {
+        let records: Vec<Record> = (0..CHUNK_ROWS * 2 + 7)
+            .map(|i| Record {
+                station_id: format!("Station{}", (b'A' + (i % 10) as u8) as char),
+                date: format!("2000-01-{:02}", i % 28 + 1),
+                degrees: i as f64 * 0.25 - 100.0,
+            })
+            .collect();
+        let mut builder = BatchBuilder::default();
+        for record in &records {
+            builder.push(&record.station_id, &record.date, record.degrees);
+        }
+        assert_eq!(builder.len(), records.len());
+        let first = builder.finish().unwrap();
+        assert_eq!(decode("first", first).unwrap(), records);
+        assert!(builder.is_empty());
+        builder.push("StationB", "2001-02-03", 1.5);
+        let second = decode("second", builder.finish().unwrap()).unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].station_id, "StationB");
+        assert!(decode("empty", builder.finish().unwrap())
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

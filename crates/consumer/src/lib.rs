@@ -134,6 +134,18 @@ pub struct ConsumerOptions {
     pub exit_when_idle: Option<Duration>,
 }
 
+/// "N records committed in S s (R records/s)", timed from `started` to the
+/// last commit of the run; `None` if nothing was committed.
+pub fn throughput(started: std::time::Instant, summaries: &[PartitionSummary]) -> Option<String> {
+    let last = summaries.iter().filter_map(|s| s.last_commit).max()?;
+    let records: u64 = summaries.iter().map(|s| s.records).sum();
+    let seconds = last.duration_since(started).as_secs_f64().max(1e-9);
+    Some(format!(
+        "{records} records committed in {seconds:.2} s ({:.0} records/s, from start to the last commit)",
+        records as f64 / seconds
+    ))
+}
+
 /// All partitions of `topic`, once it exists (waiting up to `wait`);
 /// `None` if shut down first.
 pub async fn topic_partitions(

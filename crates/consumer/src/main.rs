@@ -132,8 +132,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         topic_wait: Duration::from_secs_f64(cli.wait),
         exit_when_idle: cli.exit_when_idle.map(Duration::from_secs_f64),
     };
+    let started = std::time::Instant::now();
+    let summaries = consumer::run(&settings, &options, &shutdown).await?;
     let mut all = consumer::Latencies::default();
-    for summary in consumer::run(&settings, &options, &shutdown).await? {
+    for summary in &summaries {
         eprintln!(
             "partition {}: {} batches, {} records, {} skipped this run; now {}",
             summary.partition, summary.batches, summary.records, summary.skipped, summary.state,
@@ -145,6 +147,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             "produce -> committed latency over {} records: p50 {p50} ms, p99 {p99} ms",
             all.count()
         );
+    }
+    if let Some(line) = consumer::throughput(started, &summaries) {
+        eprintln!("{line}");
     }
     Ok(())
 }

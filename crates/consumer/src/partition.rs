@@ -10,13 +10,15 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use report::Report;
 use tokio_util::sync::CancellationToken;
-use topic::KafkaSettings;
+use topic::{KafkaSettings, QuietEnd};
+
+type PartitionConsumer = StreamConsumer<QuietEnd>;
 
 use crate::sink::Sink;
 use crate::{ConsumerOptions, Error, Latencies, Result, StartAt};
 
 /// What one partition did during a run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct PartitionSummary {
     pub partition: i32,
     pub batches: u64,
@@ -27,6 +29,8 @@ pub struct PartitionSummary {
     pub state: String,
     /// From each record's producer timestamp to the commit of its batch.
     pub latencies: Latencies,
+    /// When the last batch of the run was committed.
+    pub last_commit: Option<Instant>,
 }
 
 /// A batch as read from the partition.
@@ -46,7 +50,12 @@ pub(crate) async fn consume(
     shutdown: &CancellationToken,
 ) -> Result<PartitionSummary> {
     let mut sink = Sink::open(options, partition).await?;
-    let consumer: StreamConsumer = settings.assigned_consumer_config(&options.group).create()?;
+    let mut config = settings.assigned_consumer_config(&options.group);
+    if options.exit_when_idle.is_some() {
+        // Draining: reaching the end of the partition ends a batch early (see `next_batch`).
+        config.set("enable.partition.eof", "true");
+    }
+    let consumer: PartitionConsumer = config.create_with_context(QuietEnd)?;
     let mut summary = PartitionSummary {
         partition,
         ..Default::default()
@@ -102,6 +111,7 @@ pub(crate) async fn consume(
             break;
         }
         summary.batches += 1;
+        summary.last_commit = Some(Instant::now());
         summary.records += batch.records;
         summary.skipped += batch.skipped;
         let committed_at = now_millis();
@@ -134,7 +144,7 @@ pub(crate) async fn consume(
 /// Waits for the topic to have the partition; returns its low and high
 /// watermarks, or `None` if shut down first.
 async fn wait_for_partition(
-    consumer: &StreamConsumer,
+    consumer: &PartitionConsumer,
     options: &ConsumerOptions,
     partition: i32,
     shutdown: &CancellationToken,
@@ -160,7 +170,7 @@ async fn wait_for_partition(
 
 /// Waits up to `wait` for `topic` to exist; returns its number of
 /// partitions, or `None` if shut down first.
-pub(crate) async fn wait_for_topic<C: Consumer>(
+pub(crate) async fn wait_for_topic<X: rdkafka::consumer::ConsumerContext, C: Consumer<X>>(
     consumer: &C,
     topic: &str,
     wait: Duration,
@@ -204,9 +214,11 @@ pub(crate) async fn wait_for_topic<C: Consumer>(
 }
 
 /// Collects the next batch: waits for a first message, then takes what is
-/// available (or arrives within `max_wait`) up to `max_records`. `None` on shutdown.
+/// available (or arrives within `max_wait`) up to `max_records`; when draining
+/// (`--exit-when-idle`) it also ends at the end of the partition, since nothing
+/// more is expected. `None` on shutdown.
 async fn next_batch(
-    consumer: &StreamConsumer,
+    consumer: &PartitionConsumer,
     options: &ConsumerOptions,
     partition: i32,
     skip_below: i64,
@@ -255,6 +267,9 @@ async fn next_batch(
         };
         let message = match message {
             Ok(message) => message,
+            // Nothing more to wait for: a batch that has records is complete.
+            Err(KafkaError::PartitionEOF(_)) if taken > 0 => break,
+            Err(KafkaError::PartitionEOF(_)) => continue,
             Err(err @ KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange)) => {
                 return Err(Error::Kafka(err));
             }
@@ -330,7 +345,7 @@ fn now_millis() -> i64 {
 }
 
 /// Tells the consumer group where we are, for lag tools; never read back.
-fn report_position(consumer: &StreamConsumer, topic: &str, partition: i32, next_offset: i64) {
+fn report_position(consumer: &PartitionConsumer, topic: &str, partition: i32, next_offset: i64) {
     let mut position = TopicPartitionList::new();
     if position
         .add_partition_offset(topic, partition, Offset::Offset(next_offset))
@@ -348,7 +363,7 @@ const LAG_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Logs the committed offset and the lag: records in the partition after it.
 /// (tansu reports a high watermark that can trail the real end by up to one
 /// record batch, so there the figure can be low by that much.)
-fn report_lag(consumer: &StreamConsumer, topic: &str, partition: i32, next_offset: i64) {
+fn report_lag(consumer: &PartitionConsumer, topic: &str, partition: i32, next_offset: i64) {
     let watermarks = tokio::task::block_in_place(|| {
         consumer.fetch_watermarks(topic, partition, Duration::from_secs(2))
     });

@@ -30,13 +30,7 @@ fn collector(topic: &str, dir: &Path, log: &Path) -> Command {
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        );
+        .stderr(local_stack::append_log(log));
     command
 }
 
@@ -323,9 +317,7 @@ async fn sigkilled_collectors_leave_every_record_exactly_once() {
     archive
         .wait_for_offsets(&topic, &ends, Duration::from_secs(120))
         .await;
-    let pid = running.0[0].id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let status = running.0[0].wait().unwrap();
+    let status = local_stack::signal_and_wait(&mut running.0[0], "TERM");
     assert!(status.success(), "{status}; log:\n{}", archive.log());
     assert_exactly_once(&archive, &topic, 4);
     assert_eq!(archive.lines().len(), ROWS as usize);
@@ -343,11 +335,7 @@ async fn ctrl_c_writes_the_batch_being_collected_and_exits_cleanly() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(archive.offsets(&topic).is_empty(), "flushed before Ctrl+C");
     let started = Instant::now();
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
+    let status = local_stack::signal_and_wait(child, "INT");
     assert!(status.success(), "{status}; log:\n{}", archive.log());
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_exactly_once(&archive, &topic, 1);
@@ -371,11 +359,7 @@ async fn latest_skips_what_was_there_before_the_first_start() {
     archive
         .wait_for_offsets(&topic, &BTreeMap::from([(0, 25)]), Duration::from_secs(30))
         .await;
-    Command::new("kill")
-        .args(["-TERM", &running.0[0].id().to_string()])
-        .status()
-        .unwrap();
-    assert!(running.0[0].wait().unwrap().success());
+    assert!(local_stack::signal_and_wait(&mut running.0[0], "TERM").success());
     let offsets: Vec<i64> = archive.lines().into_iter().map(|(_, l)| l.offset).collect();
     assert_eq!(offsets.len(), 5, "{offsets:?}");
     assert!(offsets.iter().all(|o| (20..25).contains(o)), "{offsets:?}");
@@ -463,11 +447,7 @@ async fn bad_input_gets_one_clear_error_and_changes_nothing() {
         )
         .await;
     let (ok, stderr) = run_to_exit(fresh.command(&topic), Duration::from_secs(30));
-    Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(first.wait().unwrap().success());
+    assert!(local_stack::signal_and_wait(first, "TERM").success());
     assert!(!ok);
     assert!(
         error_line(&stderr).contains("already being consumed"),

@@ -46,14 +46,18 @@ fn text(output: &Output) -> String {
     )
 }
 
+fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// A directory with the real programs, except `replaced` by a shell script.
 fn bin_dir_with(replaced: &str, script: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for program in ["weather-generator", "producer", "debug", "consumer"] {
         let target = dir.path().join(program);
         if program == replaced {
-            std::fs::write(&target, script).unwrap();
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+            write_script(&target, script);
         } else {
             let real = bin_dir().join(program);
             assert!(
@@ -160,36 +164,33 @@ fn a_missing_binary_is_named() {
     );
 }
 
+/// Runs `grader --compose --project <project>` with only `path` on PATH;
+/// returns its single line of stderr (it must fail).
+fn compose_error(project: &str, path: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_grader"))
+        .args(["--compose", "--project", project])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
+
 #[test]
 fn compose_without_docker_or_without_the_container_says_so() {
     // No docker on PATH at all.
     let empty = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_grader"))
-        .args(["--compose", "--project", "p7"])
-        .env("PATH", empty.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = compose_error("p7", empty.path());
     assert!(stderr.contains("docker CLI is not installed"), "{stderr}");
 
     // A docker that knows no such container (as the real one answers).
-    let fake = empty.path().join("docker");
-    std::fs::write(
-        &fake,
+    write_script(
+        &empty.path().join("docker"),
         "#!/bin/sh\necho \"Error: No such object: $5\" >&2\nexit 1\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_grader"))
-        .args(["--compose", "--project", "nosuch"])
-        .env("PATH", empty.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    );
+    let stderr = compose_error("nosuch", empty.path());
     assert!(
         stderr.contains("no container nosuch-kafka") && stderr.contains("PROJECT=nosuch"),
         "{stderr}"

@@ -91,6 +91,26 @@ pub fn stack_dir() -> PathBuf {
     }
 }
 
+/// A log file programs under test append their stderr to.
+pub fn append_log(path: &std::path::Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|err| panic!("cannot open the log {}: {err}", path.display()))
+}
+
+/// Sends `signal` (e.g. "INT", "TERM") to a child and waits for it to exit.
+pub fn signal_and_wait(child: &mut std::process::Child, signal: &str) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{signal} {} failed", child.id());
+    child.wait().expect("wait for the child")
+}
+
 /// Looks a setting up; panics with instructions when the stack is not up,
 /// because every caller is a test or tool that cannot run without it.
 pub fn setting(name: &str) -> String {

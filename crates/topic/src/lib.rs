@@ -14,7 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use scan::{resume_fetch_offset, scan};
+pub use scan::{resume_fetch_offset, scan, QuietEnd};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -92,6 +92,9 @@ impl KafkaSettings {
             // librdkafka prefetches up to 64 MiB per partition by default; the
             // batch being built already holds the data, so keep the read-ahead modest.
             ("queued.max.messages.kbytes", "16384"),
+            // When that read-ahead is full, librdkafka waits this long before
+            // fetching again (default 1 s: a full second's stall per pause).
+            ("fetch.queue.backoff.ms", "10"),
         ])
     }
 

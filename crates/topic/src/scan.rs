@@ -107,9 +107,10 @@ pub fn resume_fetch_offset(
     }
 }
 
-/// Reaching the end of the partition is what a scan waits for, not an error
-/// worth a log line; librdkafka reports it as a client error too.
-struct QuietEnd;
+/// A client context for consumers that expect to reach the end of a
+/// partition (scans, draining): that is not an error worth a log line, though
+/// librdkafka reports it as a client error too. Other errors are logged.
+pub struct QuietEnd;
 
 impl ClientContext for QuietEnd {
     fn error(&self, error: KafkaError, reason: &str) {

@@ -74,6 +74,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let archive = Arc::new(Archive::open(&cli.output_dir).await?);
     let shutdown = program::shutdown_on_signals();
     let settings = cli.kafka.settings();
@@ -104,11 +105,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         topic_wait: wait,
         exit_when_idle: cli.exit_when_idle.map(Duration::from_secs_f64),
     };
-    for summary in consumer::run(&settings, &options, &shutdown).await? {
+    let summaries = consumer::run(&settings, &options, &shutdown).await?;
+    for summary in &summaries {
         eprintln!(
             "partition {}: {} batches, {} records, {} skipped this run; now {}",
             summary.partition, summary.batches, summary.records, summary.skipped, summary.state,
         );
+    }
+    if let Some(line) = consumer::throughput(started, &summaries) {
+        eprintln!("{line}");
     }
     Ok(())
 }

@@ -155,12 +155,7 @@ impl Output {
 
     /// Where consumers started by a test log to (read it when a test fails).
     pub fn log_file(&self) -> std::fs::File {
-        let path = self.checkpoint_dir.with_file_name("consumers.log");
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .expect("consumer log file")
+        local_stack::append_log(&self.checkpoint_dir.with_file_name("consumers.log"))
     }
 
     pub fn log(&self) -> String {

@@ -101,13 +101,7 @@ pub fn producer_command(topic: &str, mysql_url: &str, log: &std::path::Path) -> 
         .env_remove("AUTOGRADER_DELAY_OVERRIDE_VAL")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .expect("log file"),
-        );
+        .stderr(local_stack::append_log(log));
     command
 }
 
