@@ -83,5 +83,12 @@ fn the_pipeline_runs_with_each_sink_and_accounts_for_every_row() {
             .filter_map(|rest| rest.split_whitespace().nth(1)?.parse::<u64>().ok())
             .sum();
         assert_eq!(per_partition, generated, "{sink}:\n{stdout}");
+        if sink == "parquet" {
+            assert_eq!(
+                stdout.lines().filter(|l| l.contains(" batches")).count(),
+                4,
+                "batches per partition:\n{stdout}"
+            );
+        }
     }
 }
