@@ -53,7 +53,8 @@ struct Cli {
     #[arg(long, default_value_t = 120.0, value_parser = program::parse_seconds)]
     wait: f64,
 
-    /// Stop once no record has arrived for this many seconds.
+    /// Drain and stop: a batch also ends at the end of its partition, and a
+    /// partition stops once no record has arrived for this many seconds.
     #[arg(long, value_parser = program::parse_seconds)]
     exit_when_idle: Option<f64>,
 }
