@@ -121,25 +121,23 @@ impl Archive {
             Err(err) if err.is_not_found() => ArchiveCheckpoint::default(),
             Err(err) => return Err(err.into()),
         };
-        let archive = Self {
-            dir,
-            checkpoints,
-            state: Mutex::new(ArchiveCheckpoint::default()),
-            _lock: lock,
-        };
         if !state.appending.is_empty() {
             let files = std::mem::take(&mut state.appending);
-            let root = archive.dir.clone();
+            let root = dir.clone();
             let count = files.len();
             blocking(move || roll_back(&root, &files)).await?;
-            archive.save(&state).await?;
+            save(&checkpoints, &mut state).await?;
             tracing::info!(
                 files = count,
                 "an interrupted batch was rolled back; it will be read again"
             );
         }
-        *archive.state.lock().await = state;
-        Ok(archive)
+        Ok(Self {
+            dir,
+            checkpoints,
+            state: Mutex::new(state),
+            _lock: lock,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -170,7 +168,7 @@ impl Archive {
             let root = self.dir.clone();
             let paths: Vec<String> = files.keys().cloned().collect();
             state.appending = blocking(move || current_lengths(&root, &paths)).await?;
-            self.save(&state).await?;
+            self.save(&mut state).await?;
             let root = self.dir.clone();
             blocking(move || append_all(&root, files)).await?;
             crash::point(CrashPoint::BeforeCheckpoint);
@@ -181,20 +179,22 @@ impl Archive {
             .entry(topic.to_string())
             .or_default()
             .insert(partition.to_string(), next_offset);
-        self.save(&state).await
+        self.save(&mut state).await
     }
 
-    async fn save(&self, state: &ArchiveCheckpoint) -> Result<()> {
-        let stamped = ArchiveCheckpoint {
-            last_updated: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            ..state.clone()
-        };
-        let bytes = serde_json::to_vec(&stamped).expect("a checkpoint always serializes");
-        self.checkpoints
-            .put_atomic(CHECKPOINT_FILE, Bytes::from(bytes))
-            .await?;
-        Ok(())
+    async fn save(&self, state: &mut ArchiveCheckpoint) -> Result<()> {
+        save(&self.checkpoints, state).await
     }
+}
+
+/// Stamps the checkpoint and replaces the file atomically.
+async fn save(checkpoints: &Store, state: &mut ArchiveCheckpoint) -> Result<()> {
+    state.last_updated = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let bytes = serde_json::to_vec(state).expect("a checkpoint always serializes");
+    checkpoints
+        .put_atomic(CHECKPOINT_FILE, Bytes::from(bytes))
+        .await?;
+    Ok(())
 }
 
 /// The archive path of a record: `<date>/<station>_<date>.jsonl`. The date

@@ -91,6 +91,14 @@ pub fn stack_dir() -> PathBuf {
     }
 }
 
+/// A loopback port that was free a moment ago, for services a test starts itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free loopback port")
+}
+
 /// A log file programs under test append their stderr to.
 pub fn append_log(path: &std::path::Path) -> std::fs::File {
     std::fs::OpenOptions::new()

@@ -5,12 +5,19 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+use local_stack::free_port;
+
+/// No process of the stack in `state` is running.
+fn assert_nothing_running(state: &std::path::Path) {
+    let stray = Command::new("pgrep")
+        .args(["-f", &state.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        stray.stdout.is_empty(),
+        "processes left running: {}",
+        String::from_utf8_lossy(&stray.stdout)
+    );
 }
 
 fn stack(state: &std::path::Path, ports: &[(&str, u16)], args: &[&str]) -> std::process::Output {
@@ -57,15 +64,7 @@ fn a_port_in_use_fails_up_with_one_line_and_starts_nothing() {
         "{}",
         String::from_utf8_lossy(&status.stdout)
     );
-    let stray = Command::new("pgrep")
-        .args(["-f", &state.path().display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        stray.stdout.is_empty(),
-        "processes left running: {}",
-        String::from_utf8_lossy(&stray.stdout)
-    );
+    assert_nothing_running(state.path());
     drop(taken);
 }
 
@@ -118,15 +117,7 @@ fn a_missing_java_fails_up_with_one_line_and_leaves_nothing_running() {
         .rfind(|l| l.contains("java"))
         .unwrap_or_default();
     assert!(line.contains("java not found"), "{stderr}");
-    let stray = Command::new("pgrep")
-        .args(["-f", &state.path().display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        stray.stdout.is_empty(),
-        "processes left running: {}",
-        String::from_utf8_lossy(&stray.stdout)
-    );
+    assert_nothing_running(state.path());
 }
 
 #[test]

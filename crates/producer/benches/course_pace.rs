@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use producer::{ProducerOptions, Source, ROW_ID_HEADER};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use topic::{KafkaSettings, TopicSpec};
 use weather_generator::{Database, WeatherGenerator};
@@ -65,13 +64,9 @@ async fn main() {
             let mut config = settings.assigned_consumer_config("bench-pace");
             config.set("fetch.wait.max.ms", "1");
             let consumer: BaseConsumer = config.create().expect("reader");
-            let mut assignment = TopicPartitionList::new();
-            for partition in 0..4 {
-                assignment
-                    .add_partition_offset(&topic, partition, Offset::Beginning)
-                    .unwrap();
-            }
-            consumer.assign(&assignment).expect("assign");
+            consumer
+                .assign(&topic::from_beginning(&topic, 4).unwrap())
+                .expect("assign");
             let mut remaining = rows;
             while remaining > 0 {
                 let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,14 +24,6 @@ async fn wait_for_log(log: &std::path::Path, needle: &str, timeout: Duration) ->
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Broker(Child);
 
 impl Drop for Broker {
@@ -44,7 +35,7 @@ impl Drop for Broker {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_producer_started_before_the_broker_waits_and_then_proceeds() {
-    let port = free_port();
+    let port = local_stack::free_port();
     let brokers = format!("127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("producer.log");

@@ -168,6 +168,18 @@ pub async fn reset_topic(settings: &KafkaSettings, spec: &TopicSpec) -> Result<b
     Ok(deleted)
 }
 
+/// An assignment of partitions `0..partitions` of `topic`, each from its first record.
+pub fn from_beginning(
+    topic: &str,
+    partitions: i32,
+) -> rdkafka::error::KafkaResult<rdkafka::TopicPartitionList> {
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
+    }
+    Ok(assignment)
+}
+
 /// Deletes `topic` if it exists; returns whether it did.
 pub async fn delete_topic_if_exists(settings: &KafkaSettings, topic: &str) -> Result<bool> {
     let admin = settings.admin()?;

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use report::{partition_for_key, Report, STATIONS};
 use topic::{reset_topic, KafkaSettings, TopicSpec};
 
@@ -66,13 +65,9 @@ async fn every_station_lands_in_its_java_partition_and_decodes_back_equal() {
         .assigned_consumer_config("foundation-test")
         .create()
         .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..4 {
-        assignment
-            .add_partition_offset(&topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).expect("assign");
+    consumer
+        .assign(&topic::from_beginning(&topic, 4).unwrap())
+        .expect("assign");
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut received = HashMap::new();
