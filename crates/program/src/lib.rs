@@ -4,7 +4,6 @@
 //! SIGTERM ask for a clean stop, a failure is one line and exit code 1, and
 //! Kafka is reached through the same flags everywhere.
 
-use std::fmt::Display;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -47,14 +46,28 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 /// Turns the outcome of a program into its exit code, printing a failure as
 /// one line `<program>: <error with its causes>`.
-pub fn exit<E: Display>(program: &str, outcome: Result<(), E>) -> ExitCode {
+pub fn exit<E: Into<anyhow::Error>>(program: &str, outcome: Result<(), E>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{program}: {err:#}");
+            eprintln!("{program}: {}", one_line(&err.into()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line. Many messages already quote their
+/// cause; such a cause is not repeated.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 /// The flags every program that talks to Kafka takes.
@@ -96,7 +109,26 @@ pub fn parse_seconds(text: &str) -> Result<f64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_seconds;
+    use super::{one_line, parse_seconds};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open {path}: {source}")]
+    struct Quoting {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let quoted = anyhow::Error::new(Quoting {
+            path: "a.json",
+            source: std::io::Error::other("disk on fire"),
+        });
+        assert_eq!(one_line(&quoted), "cannot open a.json: disk on fire");
+        let wrapped =
+            anyhow::Error::new(std::io::Error::other("disk on fire")).context("saving a.json");
+        assert_eq!(one_line(&wrapped), "saving a.json: disk on fire");
+    }
 
     #[test]
     fn seconds_are_finite_and_not_negative() {
