@@ -189,6 +189,26 @@ pub fn encode(records: &[Record]) -> Result<Bytes> {
 /// Decodes a batch file written by [`encode`] (or any Parquet file with the
 /// same three columns).
 pub fn decode(path: &str, bytes: Bytes) -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    for_each_record(path, bytes, |station_id, date, degrees| {
+        records.push(Record {
+            station_id: station_id.to_string(),
+            date: date.to_string(),
+            degrees,
+        })
+    })?;
+    Ok(records)
+}
+
+/// Calls `visit(station_id, date, degrees)` for every row of a batch file, in
+/// order, without building a [`Record`] per row; returns the number of rows.
+/// A file with nulls or without the three columns is an error (the rows
+/// visited before it was found are not undone: check the result first).
+pub fn for_each_record(
+    path: &str,
+    bytes: Bytes,
+    mut visit: impl FnMut(&str, &str, f64),
+) -> Result<usize> {
     let fail = |reason: String| Error::Parquet {
         path: path.into(),
         reason,
@@ -196,7 +216,7 @@ pub fn decode(path: &str, bytes: Bytes) -> Result<Vec<Record>> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|builder| builder.build())
         .map_err(|err| fail(err.to_string()))?;
-    let mut records = Vec::new();
+    let mut rows = 0;
     for batch in reader {
         let batch = batch.map_err(|err| fail(err.to_string()))?;
         let column = |name: &str| {
@@ -219,18 +239,15 @@ pub fn decode(path: &str, bytes: Bytes) -> Result<Vec<Record>> {
             .as_any()
             .downcast_ref::<Float64Array>()
             .ok_or_else(|| fail("degrees is not a double".into()))?;
-        for row in 0..batch.num_rows() {
-            records.push(Record {
-                station_id: stations.value(row).to_string(),
-                date: dates.value(row).to_string(),
-                degrees: degrees.value(row),
-            });
-        }
         if stations.null_count() + dates.null_count() + degrees.null_count() > 0 {
             return Err(fail("null values".into()));
         }
+        for row in 0..batch.num_rows() {
+            visit(stations.value(row), dates.value(row), degrees.value(row));
+        }
+        rows += batch.num_rows();
     }
-    Ok(records)
+    Ok(rows)
 }
 
 #[cfg(test)]

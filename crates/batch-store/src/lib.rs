@@ -16,9 +16,9 @@ pub mod committed;
 mod hdfs;
 mod local;
 
-pub use batch_file::{BatchBuilder, BatchFile, Record, DATA_DIR};
+pub use batch_file::{for_each_record, BatchBuilder, BatchFile, Record, DATA_DIR};
 pub use checkpoint::{Checkpoint, CheckpointDir};
-pub use committed::{committed_batches, read_batch, read_committed};
+pub use committed::{committed_batches, read_batch, read_committed, visit_batch};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -146,6 +146,33 @@ impl Store {
             Store::Hdfs(store) => store.delete(path).await,
         }
     }
+}
+
+/// Whether we run inside the course's kafka container (which sets `PROJECT`),
+/// where the course's locations are the defaults.
+pub fn in_course_container() -> bool {
+    std::env::var_os("PROJECT").is_some_and(|project| !project.is_empty())
+}
+
+/// Where batch files live unless told otherwise: the course's HDFS in its
+/// container, else `./p7-output`.
+pub fn default_store_location() -> String {
+    if in_course_container() {
+        "hdfs://boss:9000"
+    } else {
+        "p7-output"
+    }
+    .to_string()
+}
+
+/// Where the `partition-N.json` checkpoints live unless told otherwise: `/`
+/// in the course container (the graders look there), else `./p7-output/checkpoints`.
+pub fn default_checkpoint_dir() -> PathBuf {
+    PathBuf::from(if in_course_container() {
+        "/"
+    } else {
+        "p7-output/checkpoints"
+    })
 }
 
 /// Joins a store directory and a file name.

@@ -80,22 +80,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let in_course_container = std::env::var_os("PROJECT").is_some_and(|p| !p.is_empty());
-    let store_location = cli.store.unwrap_or_else(|| {
-        if in_course_container {
-            "hdfs://boss:9000"
-        } else {
-            "p7-output"
-        }
-        .to_string()
-    });
-    let checkpoint_dir = cli.checkpoint_dir.unwrap_or_else(|| {
-        if in_course_container {
-            PathBuf::from("/")
-        } else {
-            PathBuf::from("p7-output/checkpoints")
-        }
-    });
+    let store_location = cli
+        .store
+        .unwrap_or_else(batch_store::default_store_location);
+    let checkpoint_dir = cli
+        .checkpoint_dir
+        .unwrap_or_else(batch_store::default_checkpoint_dir);
     let store = Store::open(&store_location)?;
     let checkpoints = CheckpointDir::new(checkpoint_dir);
 
@@ -104,7 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let output = if cli.stats {
         let dir = cli.stats_dir.unwrap_or_else(|| {
-            PathBuf::from(if in_course_container {
+            PathBuf::from(if batch_store::in_course_container() {
                 "/src"
             } else {
                 "p7-output/stats"
