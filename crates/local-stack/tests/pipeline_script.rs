@@ -1,6 +1,7 @@
 //! `scripts/pipeline`, the README's first command, against the running stack:
 //! with each sink it shows progress with lag, stops after `--duration`, and
-//! its summary, read back from the committed output, accounts for every row.
+//! its summary, read back from the committed output, accounts for every row;
+//! with the Parquet sink it also serves the dashboard and draws the monthly chart.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,7 +14,7 @@ fn bin_dir() -> PathBuf {
         .and_then(|deps| deps.parent())
         .unwrap()
         .to_path_buf();
-    for program in ["weather-generator", "producer", "consumer", "collector"] {
+    for program in ["weather-generator", "producer", "consumer", "collector", "dashboard"] {
         assert!(
             dir.join(program).is_file(),
             "{} is missing: build the workspace's binaries first (cargo test --workspace does)",
@@ -46,6 +47,7 @@ fn the_pipeline_runs_with_each_sink_and_accounts_for_every_row() {
             .args(["--duration", "8", "--store", "local", "--sink", sink])
             .env("P7_BIN_DIR", &bins)
             .env("P7_STACK_DIR", local_stack::stack_dir())
+            .env("P7_DASHBOARD_PORT", local_stack::free_port().to_string())
             .output()
             .expect("run scripts/pipeline");
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -89,6 +91,14 @@ fn the_pipeline_runs_with_each_sink_and_accounts_for_every_row() {
                 4,
                 "batches per partition:\n{stdout}"
             );
+            // The dashboard served the run and drew its chart at the end.
+            assert!(stderr.contains("dashboard: http://127.0.0.1:"), "{stderr}");
+            let chart = stderr
+                .lines()
+                .find_map(|l| l.split_once("monthly chart: ").map(|(_, path)| path.trim()))
+                .unwrap_or_else(|| panic!("no monthly chart:\n{stderr}"));
+            let svg = std::fs::read_to_string(chart).expect("the chart file");
+            assert!(svg.contains("<svg") && svg.contains("StationJ"), "{svg}");
         }
     }
 }
