@@ -213,13 +213,19 @@ impl CommittedView {
     /// keeps what was read before and is named in the report's problems.
     pub async fn refresh(&mut self) -> RefreshReport {
         let mut report = RefreshReport::default();
-        let partitions = match self.partition_numbers() {
+        let mut partitions = match self.partition_numbers() {
             Ok(partitions) => partitions,
             Err(problem) => {
                 report.problems.push(problem);
                 return report;
             }
         };
+        // A partition read before whose checkpoint is gone has nothing
+        // committed any more: looking it up again finds no checkpoint, which
+        // counts as moving back.
+        partitions.extend(self.partitions.keys().copied());
+        partitions.sort_unstable();
+        partitions.dedup();
         let mut checkpoints = BTreeMap::new();
         for partition in partitions {
             match self.checkpoints.load(partition).await {

@@ -104,6 +104,28 @@ async fn a_checkpoint_that_moved_back_makes_the_view_start_over() {
 }
 
 #[tokio::test]
+async fn a_checkpoint_that_disappeared_takes_its_records_with_it() {
+    let committed = Committed::local();
+    committed
+        .write_batch(0, 0, &[("StationA", "2000-01-01", 1.0)])
+        .await;
+    committed.commit(0, 0, 1).await;
+    committed
+        .write_batch(1, 0, &[("StationB", "2000-01-01", 2.0)])
+        .await;
+    committed.commit(1, 0, 1).await;
+    let mut view = view(&committed);
+    view.refresh().await;
+    assert_eq!(view.records(), 2);
+
+    std::fs::remove_file(committed.checkpoint_dir.join("partition-1.json")).unwrap();
+    let report = view.refresh().await;
+    assert!(report.started_over);
+    assert_eq!(view.records(), 1);
+    assert!(!view.stations().contains_key("StationB"));
+}
+
+#[tokio::test]
 async fn a_missing_or_unreadable_batch_is_a_problem_and_counts_nothing() {
     let committed = Committed::local();
     committed

@@ -14,7 +14,13 @@ fn bin_dir() -> PathBuf {
         .and_then(|deps| deps.parent())
         .unwrap()
         .to_path_buf();
-    for program in ["weather-generator", "producer", "consumer", "collector", "dashboard"] {
+    for program in [
+        "weather-generator",
+        "producer",
+        "consumer",
+        "collector",
+        "dashboard",
+    ] {
         assert!(
             dir.join(program).is_file(),
             "{} is missing: build the workspace's binaries first (cargo test --workspace does)",
