@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batch_store::{CheckpointDir, Store};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use topic::KafkaSettings;
 
@@ -168,39 +167,5 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) -> Result<Vec<PartitionSummary>> {
     let options = Arc::new(options.clone());
-    let stop = shutdown.child_token();
-    let mut tasks = JoinSet::new();
-    for &partition in &options.partitions {
-        let (settings, options, stop) = (settings.clone(), Arc::clone(&options), stop.clone());
-        tasks.spawn(async move {
-            let result = partition::consume(&settings, &options, partition, &stop).await;
-            if result.is_err() {
-                stop.cancel();
-            }
-            (partition, result)
-        });
-    }
-    let mut summaries = Vec::new();
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((_, Ok(summary))) => summaries.push(summary),
-            Ok((_, Err(err))) => {
-                first_error.get_or_insert(err);
-            }
-            Err(join) => {
-                first_error.get_or_insert(Error::Task {
-                    partition: -1,
-                    message: join.to_string(),
-                });
-            }
-        }
-    }
-    match first_error {
-        Some(err) => Err(err),
-        None => {
-            summaries.sort_by_key(|s| s.partition);
-            Ok(summaries)
-        }
-    }
+    partition::consume_all(settings, &options, &shutdown.child_token()).await
 }

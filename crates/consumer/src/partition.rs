@@ -1,18 +1,22 @@
 //! One partition's loop: resume where the sink's committed state says, collect
 //! a batch, have the sink commit it together with the next offset, repeat.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use report::Report;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use topic::{KafkaSettings, QuietEnd};
 
 type PartitionConsumer = StreamConsumer<QuietEnd>;
+type PartitionQueue = StreamPartitionQueue<QuietEnd>;
 
 use crate::sink::Sink;
 use crate::{ConsumerOptions, Error, Latencies, Result, StartAt};
@@ -43,37 +47,208 @@ struct Batch {
     next_offset: i64,
 }
 
-pub(crate) async fn consume(
+/// Consumes every partition of `options` through one Kafka client until
+/// `stop` fires or a partition fails (which stops the others).
+///
+/// One client, not one per partition: each client keeps its own connections,
+/// fetch buffers and read-ahead, and memory grew with every partition. Each
+/// partition still has a queue of its own (`split_partition_queue`), read by
+/// its own task, so a slow sink on one partition does not hold up the others.
+/// The queues are split off before the assignment is made: librdkafka then
+/// never forwards the partitions' messages to the client's main queue (an
+/// application-set forward survives the fetch start), so no message can take
+/// another path than its partition's queue.
+pub(crate) async fn consume_all(
     settings: &KafkaSettings,
-    options: &ConsumerOptions,
-    partition: i32,
-    shutdown: &CancellationToken,
-) -> Result<PartitionSummary> {
-    let mut sink = Sink::open(options, partition).await?;
+    options: &Arc<ConsumerOptions>,
+    stop: &CancellationToken,
+) -> Result<Vec<PartitionSummary>> {
+    // Opening a sink takes its lock and validates its committed state, so a
+    // second consumer or a corrupt checkpoint fails before anything is fetched.
+    let mut sinks = Vec::with_capacity(options.partitions.len());
+    for &partition in &options.partitions {
+        sinks.push((partition, Sink::open(options, partition).await?));
+    }
     let mut config = settings.assigned_consumer_config(&options.group);
     if options.exit_when_idle.is_some() {
         // Draining: reaching the end of the partition ends a batch early (see `next_batch`).
         config.set("enable.partition.eof", "true");
     }
-    let consumer: PartitionConsumer = config.create_with_context(QuietEnd)?;
-    let mut summary = PartitionSummary {
-        partition,
-        ..Default::default()
+    let consumer: Arc<PartitionConsumer> = Arc::new(config.create_with_context(QuietEnd)?);
+
+    let Some(count) = wait_for_topic(&*consumer, &options.topic, options.topic_wait, stop).await?
+    else {
+        return Ok(sinks
+            .into_iter()
+            .map(|(partition, sink)| PartitionSummary {
+                partition,
+                state: sink.describe(),
+                ..Default::default()
+            })
+            .collect());
     };
 
-    let Some((low, _high)) = wait_for_partition(&consumer, options, partition, shutdown).await?
-    else {
-        summary.state = sink.describe();
-        return Ok(summary);
-    };
-    let (start, skip_below) = match sink.resume_offset() {
-        Some(offset) => {
-            let fetch_from = tokio::task::block_in_place(|| {
-                topic::resume_fetch_offset(settings, &options.topic, partition, offset, low)
+    // Finding where to resume can take a few probing fetches per partition
+    // (see `topic::resume_fetch_offset`), so the partitions look at once.
+    let lookups: Vec<_> = sinks
+        .iter()
+        .map(|(partition, sink)| {
+            let (consumer, settings, options) =
+                (Arc::clone(&consumer), settings.clone(), Arc::clone(options));
+            let (partition, resume, state_path) =
+                (*partition, sink.resume_offset(), sink.state_path());
+            tokio::task::spawn_blocking(move || {
+                start_of(
+                    &consumer, &settings, &options, partition, count, resume, state_path,
+                )
+            })
+        })
+        .collect();
+    let mut starts = Vec::with_capacity(lookups.len());
+    for lookup in lookups {
+        starts.push(lookup.await.map_err(|join| Error::Task {
+            partition: -1,
+            message: join.to_string(),
+        })??);
+    }
+
+    let mut assignment = TopicPartitionList::new();
+    let mut plans = Vec::with_capacity(sinks.len());
+    for ((partition, sink), (start, skip_below)) in sinks.into_iter().zip(starts) {
+        let queue = consumer
+            .split_partition_queue(&options.topic, partition)
+            .ok_or_else(|| Error::Task {
+                partition,
+                message: "librdkafka gave no queue for the partition".into(),
             })?;
+        // The start offset travels with the assignment itself, so no fetch ever
+        // happens from a position the group (or a default) chose.
+        assignment.add_partition_offset(&options.topic, partition, start)?;
+        tracing::info!(partition, ?start, "consuming");
+        plans.push(Plan {
+            partition,
+            sink,
+            queue,
+            skip_below,
+        });
+    }
+    consumer.assign(&assignment)?;
+
+    // The main queue must be served for librdkafka's events; with every
+    // partition split off, a message there would be a message no partition
+    // task sees, so it stops the run rather than let a commit pass over it.
+    let serving = stop.child_token();
+    let main_queue = {
+        let (consumer, serving, stop) = (Arc::clone(&consumer), serving.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = serving.cancelled() => return Ok(()),
+                    received = consumer.recv() => match received {
+                        Ok(message) => {
+                            stop.cancel();
+                            return Err(Error::Task {
+                                partition: message.partition(),
+                                message: format!(
+                                    "offset {} arrived outside its partition's queue; stopped without committing it",
+                                    message.offset()
+                                ),
+                            });
+                        }
+                        Err(err) => tracing::warn!(error = %err, "consumer error; librdkafka retries by itself"),
+                    },
+                }
+            }
+        })
+    };
+
+    let mut tasks = JoinSet::new();
+    for plan in plans {
+        let (consumer, options, stop) = (Arc::clone(&consumer), Arc::clone(options), stop.clone());
+        tasks.spawn(async move {
+            let partition = plan.partition;
+            let result = consume_partition(&consumer, &options, plan, &stop).await;
+            if result.is_err() {
+                stop.cancel();
+            }
+            (partition, result)
+        });
+    }
+    let mut summaries = Vec::new();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((_, Ok(summary))) => summaries.push(summary),
+            Ok((_, Err(err))) => {
+                first_error.get_or_insert(err);
+            }
+            Err(join) => {
+                first_error.get_or_insert(Error::Task {
+                    partition: -1,
+                    message: join.to_string(),
+                });
+            }
+        }
+    }
+    serving.cancel();
+    match main_queue.await {
+        Ok(Err(err)) => {
+            first_error.get_or_insert(err);
+        }
+        Ok(Ok(())) => {}
+        Err(join) => {
+            first_error.get_or_insert(Error::Task {
+                partition: -1,
+                message: join.to_string(),
+            });
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => {
+            summaries.sort_by_key(|s| s.partition);
+            Ok(summaries)
+        }
+    }
+}
+
+/// One partition, ready to be read.
+struct Plan {
+    partition: i32,
+    sink: Sink,
+    queue: PartitionQueue,
+    /// Records below this offset are already committed (see `next_batch`).
+    skip_below: i64,
+}
+
+/// Where `partition` starts: just after `resume`, its committed offset (a
+/// position the broker must still have), or per `options.start`. Blocking.
+fn start_of(
+    consumer: &PartitionConsumer,
+    settings: &KafkaSettings,
+    options: &ConsumerOptions,
+    partition: i32,
+    count: usize,
+    resume: Option<i64>,
+    state_path: String,
+) -> Result<(Offset, i64)> {
+    if partition < 0 || partition as usize >= count {
+        return Err(Error::UnknownPartition {
+            topic: options.topic.clone(),
+            partition,
+            count,
+            max: count - 1,
+        });
+    }
+    let (low, _high) =
+        consumer.fetch_watermarks(&options.topic, partition, Duration::from_secs(10))?;
+    Ok(match resume {
+        Some(offset) => {
+            let fetch_from =
+                topic::resume_fetch_offset(settings, &options.topic, partition, offset, low)?;
             let Some(fetch_from) = fetch_from else {
                 return Err(Error::OffsetOutOfRange {
-                    path: sink.state_path(),
+                    path: state_path,
                     partition,
                     offset,
                     low,
@@ -85,19 +260,29 @@ pub(crate) async fn consume(
             StartAt::Earliest => (Offset::Beginning, 0),
             StartAt::Latest => (Offset::End, 0),
         },
+    })
+}
+
+async fn consume_partition(
+    consumer: &PartitionConsumer,
+    options: &ConsumerOptions,
+    plan: Plan,
+    shutdown: &CancellationToken,
+) -> Result<PartitionSummary> {
+    let Plan {
+        partition,
+        mut sink,
+        queue,
+        skip_below,
+    } = plan;
+    let mut summary = PartitionSummary {
+        partition,
+        ..Default::default()
     };
-
-    // The start offset travels with the assignment itself, so no fetch ever
-    // happens from a position the group (or a default) chose.
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(&options.topic, partition, start)?;
-    consumer.assign(&assignment)?;
-    tracing::info!(partition, ?start, "consuming");
-
     let mut position = skip_below;
     let mut last_lag_report: Option<Instant> = None;
     while let Some(batch) = next_batch(
-        &consumer,
+        &queue,
         options,
         partition,
         skip_below,
@@ -124,9 +309,9 @@ pub(crate) async fn consume(
             offset = batch.next_offset,
             "batch committed"
         );
-        report_position(&consumer, &options.topic, partition, batch.next_offset);
+        report_position(consumer, &options.topic, partition, batch.next_offset);
         if last_lag_report.is_none_or(|at| at.elapsed() >= LAG_REPORT_EVERY) {
-            report_lag(&consumer, &options.topic, partition, batch.next_offset);
+            report_lag(consumer, &options.topic, partition, batch.next_offset);
             last_lag_report = Some(Instant::now());
         }
     }
@@ -139,33 +324,6 @@ pub(crate) async fn consume(
         "stopped"
     );
     Ok(summary)
-}
-
-/// Waits for the topic to have the partition; returns its low and high
-/// watermarks, or `None` if shut down first.
-async fn wait_for_partition(
-    consumer: &PartitionConsumer,
-    options: &ConsumerOptions,
-    partition: i32,
-    shutdown: &CancellationToken,
-) -> Result<Option<(i64, i64)>> {
-    let Some(count) =
-        wait_for_topic(consumer, &options.topic, options.topic_wait, shutdown).await?
-    else {
-        return Ok(None);
-    };
-    if partition < 0 || partition as usize >= count {
-        return Err(Error::UnknownPartition {
-            topic: options.topic.clone(),
-            partition,
-            count,
-            max: count - 1,
-        });
-    }
-    let watermarks = tokio::task::block_in_place(|| {
-        consumer.fetch_watermarks(&options.topic, partition, Duration::from_secs(10))
-    })?;
-    Ok(Some(watermarks))
 }
 
 /// Waits up to `wait` for `topic` to exist; returns its number of
@@ -218,7 +376,7 @@ pub(crate) async fn wait_for_topic<X: rdkafka::consumer::ConsumerContext, C: Con
 /// (`--exit-when-idle`) it also ends at the end of the partition, since nothing
 /// more is expected. `None` on shutdown.
 async fn next_batch(
-    consumer: &PartitionConsumer,
+    queue: &PartitionQueue,
     options: &ConsumerOptions,
     partition: i32,
     skip_below: i64,
@@ -241,7 +399,7 @@ async fn next_batch(
                 tokio::select! {
                     biased;
                     () = shutdown.cancelled() => return Ok(None),
-                    message = tokio::time::timeout(idle, consumer.recv()) => match message {
+                    message = tokio::time::timeout(idle, queue.recv()) => match message {
                         Ok(message) => message,
                         Err(_) => {
                             tracing::info!(partition, "no new records; stopping as asked (--exit-when-idle)");
@@ -258,7 +416,7 @@ async fn next_batch(
                 () = shutdown.cancelled() => break,
                 message = tokio::time::timeout_at(
                     options.exit_when_idle.map_or(deadline, |idle| deadline.min(tokio::time::Instant::now() + idle)),
-                    consumer.recv(),
+                    queue.recv(),
                 ) => match message {
                     Ok(message) => message,
                     Err(_) => break,
