@@ -115,7 +115,10 @@ pub struct QuietEnd;
 impl ClientContext for QuietEnd {
     fn error(&self, error: KafkaError, reason: &str) {
         match error {
-            KafkaError::PartitionEOF(_) => tracing::trace!(reason, "end of partition"),
+            // A partition read through its own queue reports its end here, as a global error.
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
+                tracing::trace!(reason, "end of partition")
+            }
             error => tracing::warn!(%error, reason, "Kafka client error"),
         }
     }
