@@ -201,31 +201,55 @@ async fn save(checkpoints: &Store, state: &mut ArchiveCheckpoint) -> Result<()> 
 /// is a validated `YYYY-MM-DD`; bytes of the station id that are not safe in
 /// a file name are written `%XX`.
 pub fn file_for(station_id: &str, date: &str) -> String {
-    let mut station = String::with_capacity(station_id.len());
+    let mut path = String::new();
+    write_file_for(&mut path, station_id, date);
+    path
+}
+
+/// `file_for` into a buffer the caller reuses, so a batch that appends to a
+/// file it already has allocates nothing for the name.
+pub fn write_file_for(path: &mut String, station_id: &str, date: &str) {
+    use std::fmt::Write as _;
+    path.clear();
+    path.push_str(date);
+    path.push('/');
     for (i, byte) in station_id.bytes().enumerate() {
         let safe =
             byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || (byte == b'.' && i > 0);
         if safe {
-            station.push(byte as char);
+            path.push(byte as char);
         } else {
-            station.push_str(&format!("%{byte:02X}"));
+            let _ = write!(path, "%{byte:02X}");
         }
     }
-    format!("{date}/{station}_{date}.jsonl")
+    path.push('_');
+    path.push_str(date);
+    path.push_str(".jsonl");
 }
 
-/// The line of one record, newline included.
-pub fn line(report: &report::Report, partition: i32, offset: i64) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(&Line {
-        station_id: report.station_id.clone(),
-        date: report.date.clone(),
-        degrees: report.degrees.is_finite().then_some(report.degrees),
-        partition,
-        offset,
-    })
+/// Appends the line of one record, newline included, to `out`.
+pub fn write_line(out: &mut Vec<u8>, report: &report::Report, partition: i32, offset: i64) {
+    /// `Line`, borrowing the record's strings instead of copying them.
+    #[derive(Serialize)]
+    struct LineRef<'a> {
+        station_id: &'a str,
+        date: &'a str,
+        degrees: Option<f64>,
+        partition: i32,
+        offset: i64,
+    }
+    serde_json::to_writer(
+        &mut *out,
+        &LineRef {
+            station_id: &report.station_id,
+            date: &report.date,
+            degrees: report.degrees.is_finite().then_some(report.degrees),
+            partition,
+            offset,
+        },
+    )
     .expect("a line always serializes");
-    bytes.push(b'\n');
-    bytes
+    out.push(b'\n');
 }
 
 /// A relative path inside the archive, as `file_for` makes them.
@@ -253,14 +277,7 @@ fn append_all(root: &Path, files: BTreeMap<String, Vec<u8>>) -> std::io::Result<
     let crash_midway = crash::armed(CrashPoint::MidAppend).then(|| files.len().div_ceil(2));
     for (i, (path, bytes)) in files.into_iter().enumerate() {
         let file = root.join(&path);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent).map_err(|err| annotate(err, &path))?;
-        }
-        let mut out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&file)
-            .map_err(|err| annotate(err, &path))?;
+        let mut out = open_for_append(&file).map_err(|err| annotate(err, &path))?;
         if crash_midway == Some(i + 1) {
             out.write_all(&bytes[..bytes.len() / 2])?;
             crash::abort(CrashPoint::MidAppend);
@@ -268,6 +285,22 @@ fn append_all(root: &Path, files: BTreeMap<String, Vec<u8>>) -> std::io::Result<
         out.write_all(&bytes).map_err(|err| annotate(err, &path))?;
     }
     sync_file_system(root)
+}
+
+/// Opens `file` for appending, creating it and its day directory as needed.
+/// Most files of a batch are in a directory that exists, so the directory is
+/// made only when the open says it is missing.
+fn open_for_append(file: &Path) -> std::io::Result<File> {
+    let open = || OpenOptions::new().create(true).append(true).open(file);
+    match open() {
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            open()
+        }
+        result => result,
+    }
 }
 
 /// Cuts every file back to its committed length; files the batch created go.
@@ -350,7 +383,9 @@ mod tests {
             degrees: 23.851454295532143,
             station_id: "StationA".into(),
         };
-        let text = line(&report, 3, 17);
+        let mut text = b"a line before\n".to_vec();
+        write_line(&mut text, &report, 3, 17);
+        let text = text.strip_prefix(b"a line before\n").expect("appended, not replaced");
         assert_eq!(text.last(), Some(&b'\n'));
         let parsed: Line = serde_json::from_slice(&text).unwrap();
         assert_eq!(parsed.degrees, Some(23.851454295532143));
@@ -359,7 +394,9 @@ mod tests {
             degrees: f64::NAN,
             ..report
         };
-        let parsed: Line = serde_json::from_slice(&line(&nan, 0, 0)).unwrap();
+        let mut text = Vec::new();
+        write_line(&mut text, &nan, 0, 0);
+        let parsed: Line = serde_json::from_slice(&text).unwrap();
         assert_eq!(parsed.degrees, None);
     }
 

@@ -47,6 +47,8 @@ pub(crate) struct JsonLinesSink {
     resume: Option<i64>,
     /// Archive path → the batch's lines for it.
     files: BTreeMap<String, Vec<u8>>,
+    /// The archive path of the record being added (reused).
+    path: String,
 }
 
 impl Sink {
@@ -104,6 +106,7 @@ impl Sink {
                 topic: options.topic.clone(),
                 partition,
                 files: BTreeMap::new(),
+                path: String::new(),
             })),
         }
     }
@@ -137,11 +140,14 @@ impl Sink {
                 &report.date,
                 report.degrees,
             ),
-            Sink::JsonLines(sink) => sink
-                .files
-                .entry(jsonl::file_for(&report.station_id, &report.date))
-                .or_default()
-                .extend(jsonl::line(report, sink.partition, offset)),
+            Sink::JsonLines(sink) => {
+                jsonl::write_file_for(&mut sink.path, &report.station_id, &report.date);
+                let lines = match sink.files.get_mut(sink.path.as_str()) {
+                    Some(lines) => lines,
+                    None => sink.files.entry(sink.path.clone()).or_default(),
+                };
+                jsonl::write_line(lines, report, sink.partition, offset);
+            }
         }
     }
 
