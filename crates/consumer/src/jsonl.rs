@@ -385,7 +385,9 @@ mod tests {
         };
         let mut text = b"a line before\n".to_vec();
         write_line(&mut text, &report, 3, 17);
-        let text = text.strip_prefix(b"a line before\n").expect("appended, not replaced");
+        let text = text
+            .strip_prefix(b"a line before\n")
+            .expect("appended, not replaced");
         assert_eq!(text.last(), Some(&b'\n'));
         let parsed: Line = serde_json::from_slice(&text).unwrap();
         assert_eq!(parsed.degrees, Some(23.851454295532143));
