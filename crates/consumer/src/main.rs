@@ -72,11 +72,12 @@ struct Cli {
     stats_dir: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    program::init_logging("info");
-    let cli = Cli::parse();
-    program::exit("consumer", run(cli).await)
+fn main() -> ExitCode {
+    program::block_on(async {
+        program::init_logging("info");
+        let cli = Cli::parse();
+        program::exit("consumer", run(cli).await)
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

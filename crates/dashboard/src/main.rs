@@ -57,12 +57,13 @@ struct Cli {
     stations: Vec<String>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    // The HDFS client logs every failed reconnect; the page says it plainly instead.
-    program::init_logging("info,hdfs_native=error");
-    let cli = Cli::parse();
-    program::exit("dashboard", run(cli).await)
+fn main() -> ExitCode {
+    program::block_on(async {
+        // The HDFS client logs every failed reconnect; the page says it plainly instead.
+        program::init_logging("info,hdfs_native=error");
+        let cli = Cli::parse();
+        program::exit("dashboard", run(cli).await)
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

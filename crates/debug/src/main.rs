@@ -21,22 +21,23 @@ struct Cli {
     from_beginning: bool,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    program::init_logging("warn");
-    let cli = Cli::parse();
-    let settings = cli.kafka.settings();
-    let options = DebugOptions {
-        topic: cli.kafka.topic,
-        group: cli.group,
-        from_beginning: cli.from_beginning,
-    };
-    let shutdown = program::shutdown_on_signals();
-    let mut stdout = std::io::stdout().lock();
-    program::exit(
-        "debug",
-        debug::run(&settings, &options, &mut stdout, &shutdown)
-            .await
-            .map(drop),
-    )
+fn main() -> ExitCode {
+    program::block_on(async {
+        program::init_logging("warn");
+        let cli = Cli::parse();
+        let settings = cli.kafka.settings();
+        let options = DebugOptions {
+            topic: cli.kafka.topic,
+            group: cli.group,
+            from_beginning: cli.from_beginning,
+        };
+        let shutdown = program::shutdown_on_signals();
+        let mut stdout = std::io::stdout().lock();
+        program::exit(
+            "debug",
+            debug::run(&settings, &options, &mut stdout, &shutdown)
+                .await
+                .map(drop),
+        )
+    })
 }

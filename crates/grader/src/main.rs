@@ -50,36 +50,37 @@ struct Cli {
     hdfs_url: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    program::init_logging("warn");
-    let cli = Cli::parse();
-    if cli.compose {
-        return compose::run(&cli.project, cli.json.as_deref());
-    }
-    let setup = match setup::Setup::new(&cli).await {
-        Ok(setup) => setup,
-        Err(err) => {
-            eprintln!("grader: {err:#}");
-            return ExitCode::FAILURE;
+fn main() -> ExitCode {
+    program::block_on(async {
+        program::init_logging("warn");
+        let cli = Cli::parse();
+        if cli.compose {
+            return compose::run(&cli.project, cli.json.as_deref());
         }
-    };
-    let report = checks::run_all(&setup).await;
-    setup.finish();
-    checks::drop_database(&setup).await;
-    report.print();
-    if let Some(path) = &cli.json {
-        if let Err(err) = report.write_json(path) {
-            eprintln!(
-                "grader: cannot write the report to {}: {err}",
-                path.display()
-            );
-            return ExitCode::FAILURE;
+        let setup = match setup::Setup::new(&cli).await {
+            Ok(setup) => setup,
+            Err(err) => {
+                eprintln!("grader: {err:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let report = checks::run_all(&setup).await;
+        setup.finish();
+        checks::drop_database(&setup).await;
+        report.print();
+        if let Some(path) = &cli.json {
+            if let Err(err) = report.write_json(path) {
+                eprintln!(
+                    "grader: cannot write the report to {}: {err}",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
         }
-    }
-    if report.full_score() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+        if report.full_score() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    })
 }

@@ -71,11 +71,12 @@ enum SourceKind {
     Generator,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    program::init_logging("info");
-    let cli = Cli::parse();
-    program::exit("producer", run(cli).await)
+fn main() -> ExitCode {
+    program::block_on(async {
+        program::init_logging("info");
+        let cli = Cli::parse();
+        program::exit("producer", run(cli).await)
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -9,6 +9,35 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
+/// Runs a program's `main` on a multi-threaded tokio runtime. Before any
+/// thread exists it caps glibc's malloc at two arenas (unless
+/// `MALLOC_ARENA_MAX` is set): the Kafka client, the runtime and the store
+/// each allocate from their own threads, and with glibc's default of up to
+/// eight arenas per core a consumer of all four partitions peaked at 104 MiB
+/// instead of 67 MiB, and ran slower (measured, see README "Benchmarks").
+pub fn block_on(main: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    limit_malloc_arenas();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(main),
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes a malloc tunable; it is called once,
+        // before the runtime starts the program's other threads.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 /// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise, with
 /// colours only when a person is watching.
 pub fn init_logging(default_level: &str) {

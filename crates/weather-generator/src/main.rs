@@ -42,11 +42,12 @@ struct Cli {
     wait: f64,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    program::init_logging("info");
-    let cli = Cli::parse();
-    program::exit("weather-generator", run(cli).await)
+fn main() -> ExitCode {
+    program::block_on(async {
+        program::init_logging("info");
+        let cli = Cli::parse();
+        program::exit("weather-generator", run(cli).await)
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

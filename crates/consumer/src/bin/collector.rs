@@ -67,11 +67,12 @@ enum OffsetReset {
     Latest,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    program::init_logging("info");
-    let cli = Cli::parse();
-    program::exit("collector", run(cli).await)
+fn main() -> ExitCode {
+    program::block_on(async {
+        program::init_logging("info");
+        let cli = Cli::parse();
+        program::exit("collector", run(cli).await)
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
