@@ -392,6 +392,7 @@ async fn next_batch(
     };
     let mut taken = 0usize;
     let mut deadline = None;
+    let mut report = Report::default();
     while taken < options.batch.max_records.max(1) {
         let message = match deadline {
             None => {
@@ -454,8 +455,8 @@ async fn next_batch(
         *position = message.offset() + 1;
         taken += 1;
         batch.next_offset = message.offset() + 1;
-        match decode(message.payload()) {
-            Ok(report) => {
+        match decode(&mut report, message.payload()) {
+            Ok(()) => {
                 sink.add(&report, message.offset());
                 batch.records += 1;
                 batch.produced_at.extend(message.timestamp().to_millis());
@@ -472,16 +473,17 @@ async fn next_batch(
     Ok(Some(batch))
 }
 
-fn decode(payload: Option<&[u8]>) -> Result<Report, String> {
+/// Decodes a message value into `report` and checks it is a reading.
+fn decode(report: &mut Report, payload: Option<&[u8]>) -> Result<(), String> {
     let payload = payload.ok_or("message has no value")?;
-    let report = Report::from_bytes(payload).map_err(|err| err.to_string())?;
+    report.decode_from(payload).map_err(|err| err.to_string())?;
     if report.station_id.is_empty() {
         return Err("station_id is empty".into());
     }
     if !is_iso_date(&report.date) {
         return Err(format!("date {:?} is not YYYY-MM-DD", report.date));
     }
-    Ok(report)
+    Ok(())
 }
 
 fn is_iso_date(text: &str) -> bool {
@@ -547,20 +549,37 @@ mod tests {
             degrees: 1.5,
             station_id: "StationA".into(),
         };
-        assert_eq!(
-            decode(Some(&good.to_bytes())).unwrap().station_id,
-            "StationA"
-        );
-        assert!(decode(None).is_err());
-        assert!(decode(Some(b"\xff\xff\xff")).is_err());
+        let mut report = Report::default();
+        decode(&mut report, Some(&good.to_bytes())).unwrap();
+        assert_eq!(report, good);
+        assert!(decode(&mut report, None).is_err());
+        assert!(decode(&mut report, Some(b"\xff\xff\xff")).is_err());
         assert!(
-            decode(Some(b"")).is_err(),
+            decode(&mut report, Some(b"")).is_err(),
             "an empty value decodes to an empty Report, which is not a reading"
         );
         let bad_date = Report {
             date: "01/01/2000".into(),
-            ..good
+            ..good.clone()
         };
-        assert!(decode(Some(&bad_date.to_bytes())).is_err());
+        assert!(decode(&mut report, Some(&bad_date.to_bytes())).is_err());
+    }
+
+    #[test]
+    fn a_reused_report_keeps_nothing_of_the_previous_record() {
+        let long = Report {
+            date: "2000-01-01".into(),
+            degrees: 1.5,
+            station_id: "StationWithALongName".into(),
+        };
+        let short = Report {
+            date: "2000-01-02".into(),
+            degrees: 0.0,
+            station_id: "S".into(),
+        };
+        let mut report = Report::default();
+        decode(&mut report, Some(&long.to_bytes())).unwrap();
+        decode(&mut report, Some(&short.to_bytes())).unwrap();
+        assert_eq!(report, short, "degrees 0.0 is not encoded at all in proto3");
     }
 }

@@ -37,6 +37,13 @@ impl Report {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
         <Self as prost::Message>::decode(bytes)
     }
+
+    /// Decodes a Kafka message value into `self`, reusing its strings'
+    /// buffers: a consumer decodes millions of records one after another.
+    pub fn decode_from(&mut self, bytes: &[u8]) -> Result<(), prost::DecodeError> {
+        prost::Message::clear(self);
+        prost::Message::merge(self, bytes)
+    }
 }
 
 #[cfg(test)]
