@@ -389,7 +389,7 @@ mod tests {
             .strip_prefix(b"a line before\n")
             .expect("appended, not replaced");
         assert_eq!(text.last(), Some(&b'\n'));
-        let parsed: Line = serde_json::from_slice(&text).unwrap();
+        let parsed: Line = serde_json::from_slice(text).unwrap();
         assert_eq!(parsed.degrees, Some(23.851454295532143));
         assert_eq!((parsed.partition, parsed.offset), (3, 17));
         let nan = report::Report {
