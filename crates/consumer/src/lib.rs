@@ -115,12 +115,17 @@ impl Default for BatchLimits {
     }
 }
 
+/// Kafka clients one process spreads its partitions over, unless told otherwise.
+pub const DEFAULT_CLIENTS: u64 = 2;
+
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
     pub topic: String,
     /// Group the consumer reports its offsets to, for lag tools only.
     pub group: String,
     pub partitions: Vec<i32>,
+    /// Kafka clients the partitions are spread over (at most one per partition).
+    pub clients: usize,
     pub output: Output,
     pub batch: BatchLimits,
     /// Forget the checkpoints and start again at offset 0, batch 0.

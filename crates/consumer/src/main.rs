@@ -31,6 +31,12 @@ struct Cli {
     #[arg(long, env = "P7_CHECKPOINT_DIR")]
     checkpoint_dir: Option<PathBuf>,
 
+    /// Kafka clients the partitions are spread over. One client's fetch
+    /// stream bounds how fast it reads; each one costs memory.
+    #[arg(long, env = "P7_CLIENTS", default_value_t = consumer::DEFAULT_CLIENTS,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    clients: u64,
+
     /// Most records in one batch file.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     batch_records: u64,
@@ -114,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         topic: cli.kafka.topic,
         group: cli.group,
         partitions: cli.partitions,
+        clients: cli.clients as usize,
         output,
         batch: BatchLimits {
             max_records: cli.batch_records as usize,

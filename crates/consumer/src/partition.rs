@@ -47,15 +47,18 @@ struct Batch {
     next_offset: i64,
 }
 
-/// Consumes every partition of `options` through one Kafka client until
-/// `stop` fires or a partition fails (which stops the others).
+/// Consumes every partition of `options` until `stop` fires or a partition
+/// fails (which stops the others).
 ///
-/// One client, not one per partition: each client keeps its own connections,
-/// fetch buffers and read-ahead, and memory grew with every partition. Each
-/// partition still has a queue of its own (`split_partition_queue`), read by
-/// its own task, so a slow sink on one partition does not hold up the others.
-/// The queues are split off before the assignment is made: librdkafka then
-/// never forwards the partitions' messages to the client's main queue (an
+/// The partitions share `options.clients` Kafka clients (partition `i` of the
+/// list goes to client `i % clients`), not one client each: every client keeps
+/// its own connections, threads, fetch buffers and read-ahead, and memory grew
+/// with every one. More than one, because one client's single fetch stream
+/// bounds how fast one process can read (measured, see README). Each
+/// partition has a queue of its own (`split_partition_queue`), read by its own
+/// task, so a slow sink on one partition does not hold up the others. The
+/// queues are split off before the assignment is made: librdkafka then never
+/// forwards the partitions' messages to the client's main queue (an
 /// application-set forward survives the fetch start), so no message can take
 /// another path than its partition's queue.
 pub(crate) async fn consume_all(
@@ -74,9 +77,15 @@ pub(crate) async fn consume_all(
         // Draining: reaching the end of the partition ends a batch early (see `next_batch`).
         config.set("enable.partition.eof", "true");
     }
-    let consumer: Arc<PartitionConsumer> = Arc::new(config.create_with_context(QuietEnd)?);
+    let client_count = options.clients.clamp(1, sinks.len().max(1));
+    let mut consumers: Vec<Arc<PartitionConsumer>> = Vec::with_capacity(client_count);
+    for _ in 0..client_count {
+        consumers.push(Arc::new(config.create_with_context(QuietEnd)?));
+    }
+    let client_of = |index: usize| Arc::clone(&consumers[index % client_count]);
 
-    let Some(count) = wait_for_topic(&*consumer, &options.topic, options.topic_wait, stop).await?
+    let Some(count) =
+        wait_for_topic(&*consumers[0], &options.topic, options.topic_wait, stop).await?
     else {
         return Ok(sinks
             .into_iter()
@@ -90,11 +99,15 @@ pub(crate) async fn consume_all(
 
     // Finding where to resume can take a few probing fetches per partition
     // (see `topic::resume_fetch_offset`), so the partitions look at once.
+    // Every partition is checked before any client is assigned one, so an
+    // unknown partition or a lost offset stops the run before anything is
+    // written.
     let lookups: Vec<_> = sinks
         .iter()
-        .map(|(partition, sink)| {
+        .enumerate()
+        .map(|(index, (partition, sink))| {
             let (consumer, settings, options) =
-                (Arc::clone(&consumer), settings.clone(), Arc::clone(options));
+                (client_of(index), settings.clone(), Arc::clone(options));
             let (partition, resume, state_path) =
                 (*partition, sink.resume_offset(), sink.state_path());
             tokio::task::spawn_blocking(move || {
@@ -112,9 +125,14 @@ pub(crate) async fn consume_all(
         })??);
     }
 
-    let mut assignment = TopicPartitionList::new();
+    let mut assignments: Vec<TopicPartitionList> = (0..client_count)
+        .map(|_| TopicPartitionList::new())
+        .collect();
     let mut plans = Vec::with_capacity(sinks.len());
-    for ((partition, sink), (start, skip_below)) in sinks.into_iter().zip(starts) {
+    for (index, ((partition, sink), (start, skip_below))) in
+        sinks.into_iter().zip(starts).enumerate()
+    {
+        let consumer = client_of(index);
         let queue = consumer
             .split_partition_queue(&options.topic, partition)
             .ok_or_else(|| Error::Task {
@@ -123,51 +141,43 @@ pub(crate) async fn consume_all(
             })?;
         // The start offset travels with the assignment itself, so no fetch ever
         // happens from a position the group (or a default) chose.
-        assignment.add_partition_offset(&options.topic, partition, start)?;
-        tracing::info!(partition, ?start, "consuming");
+        assignments[index % client_count].add_partition_offset(&options.topic, partition, start)?;
+        tracing::info!(
+            partition,
+            ?start,
+            client = index % client_count,
+            "consuming"
+        );
         plans.push(Plan {
             partition,
             sink,
+            consumer,
             queue,
             skip_below,
         });
     }
-    consumer.assign(&assignment)?;
+    for (consumer, assignment) in consumers.iter().zip(&assignments) {
+        consumer.assign(assignment)?;
+    }
 
-    // The main queue must be served for librdkafka's events; with every
-    // partition split off, a message there would be a message no partition
-    // task sees, so it stops the run rather than let a commit pass over it.
     let serving = stop.child_token();
-    let main_queue = {
-        let (consumer, serving, stop) = (Arc::clone(&consumer), serving.clone(), stop.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = serving.cancelled() => return Ok(()),
-                    received = consumer.recv() => match received {
-                        Ok(message) => {
-                            stop.cancel();
-                            return Err(Error::Task {
-                                partition: message.partition(),
-                                message: format!(
-                                    "offset {} arrived outside its partition's queue; stopped without committing it",
-                                    message.offset()
-                                ),
-                            });
-                        }
-                        Err(err) => tracing::warn!(error = %err, "consumer error; librdkafka retries by itself"),
-                    },
-                }
-            }
+    let main_queues: Vec<_> = consumers
+        .iter()
+        .map(|consumer| {
+            tokio::spawn(serve_main_queue(
+                Arc::clone(consumer),
+                serving.clone(),
+                stop.clone(),
+            ))
         })
-    };
+        .collect();
 
     let mut tasks = JoinSet::new();
     for plan in plans {
-        let (consumer, options, stop) = (Arc::clone(&consumer), Arc::clone(options), stop.clone());
+        let (options, stop) = (Arc::clone(options), stop.clone());
         tasks.spawn(async move {
             let partition = plan.partition;
-            let result = consume_partition(&consumer, &options, plan, &stop).await;
+            let result = consume_partition(&options, plan, &stop).await;
             if result.is_err() {
                 stop.cancel();
             }
@@ -191,16 +201,18 @@ pub(crate) async fn consume_all(
         }
     }
     serving.cancel();
-    match main_queue.await {
-        Ok(Err(err)) => {
-            first_error.get_or_insert(err);
-        }
-        Ok(Ok(())) => {}
-        Err(join) => {
-            first_error.get_or_insert(Error::Task {
-                partition: -1,
-                message: join.to_string(),
-            });
+    for main_queue in main_queues {
+        match main_queue.await {
+            Ok(Err(err)) => {
+                first_error.get_or_insert(err);
+            }
+            Ok(Ok(())) => {}
+            Err(join) => {
+                first_error.get_or_insert(Error::Task {
+                    partition: -1,
+                    message: join.to_string(),
+                });
+            }
         }
     }
     match first_error {
@@ -212,10 +224,41 @@ pub(crate) async fn consume_all(
     }
 }
 
+/// Serves a client's main queue until `serving` is cancelled. It must be
+/// served for librdkafka's events; with every partition split off, a message
+/// there would be a message no partition task sees, so it stops the run
+/// rather than let a commit pass over it.
+async fn serve_main_queue(
+    consumer: Arc<PartitionConsumer>,
+    serving: CancellationToken,
+    stop: CancellationToken,
+) -> Result<()> {
+    loop {
+        tokio::select! {
+            () = serving.cancelled() => return Ok(()),
+            received = consumer.recv() => match received {
+                Ok(message) => {
+                    stop.cancel();
+                    return Err(Error::Task {
+                        partition: message.partition(),
+                        message: format!(
+                            "offset {} arrived outside its partition's queue; stopped without committing it",
+                            message.offset()
+                        ),
+                    });
+                }
+                Err(err) => tracing::warn!(error = %err, "consumer error; librdkafka retries by itself"),
+            },
+        }
+    }
+}
+
 /// One partition, ready to be read.
 struct Plan {
     partition: i32,
     sink: Sink,
+    /// The client the partition is assigned to.
+    consumer: Arc<PartitionConsumer>,
     queue: PartitionQueue,
     /// Records below this offset are already committed (see `next_batch`).
     skip_below: i64,
@@ -264,7 +307,6 @@ fn start_of(
 }
 
 async fn consume_partition(
-    consumer: &PartitionConsumer,
     options: &ConsumerOptions,
     plan: Plan,
     shutdown: &CancellationToken,
@@ -272,6 +314,7 @@ async fn consume_partition(
     let Plan {
         partition,
         mut sink,
+        consumer,
         queue,
         skip_below,
     } = plan;
@@ -309,9 +352,9 @@ async fn consume_partition(
             offset = batch.next_offset,
             "batch committed"
         );
-        report_position(consumer, &options.topic, partition, batch.next_offset);
+        report_position(&consumer, &options.topic, partition, batch.next_offset);
         if last_lag_report.is_none_or(|at| at.elapsed() >= LAG_REPORT_EVERY) {
-            report_lag(consumer, &options.topic, partition, batch.next_offset);
+            report_lag(&consumer, &options.topic, partition, batch.next_offset);
             last_lag_report = Some(Instant::now());
         }
     }
@@ -405,10 +448,10 @@ async fn next_batch(
         // flow does not hold a worker.
         let ready = match deadline {
             Some(deadline)
-                if polls % 64 != 0
+                if !polls.is_multiple_of(64)
                     || (!shutdown.is_cancelled() && tokio::time::Instant::now() < deadline) =>
             {
-                if polls % 1024 == 0 {
+                if polls.is_multiple_of(1024) {
                     tokio::task::yield_now().await;
                 }
                 already_ready(queue.recv())

@@ -94,6 +94,62 @@ async fn chaos(on_hdfs: bool) {
     }
 }
 
+/// One process for all four partitions, SIGKILLed and restarted with another
+/// number of Kafka clients each time (3 splits the partitions unevenly): how
+/// the partitions are spread over clients never changes what is committed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_of_all_partitions_restarted_with_other_client_counts_commits_exactly_once() {
+    const ROWS: u64 = 2000;
+    let topic = unique("chaos-clients");
+    let output = Output::new(false);
+    let mut rng = Chaos::new();
+    let producing = produce(&topic, ROWS, Duration::from_millis(2)).await;
+
+    let start = |clients: u64| -> Child {
+        let mut command = consumer_command(&topic, &output, &[0, 1, 2, 3]);
+        command.args(["--batch-records", "25", "--clients", &clients.to_string()]);
+        command.spawn().expect("spawn consumer")
+    };
+    let counts = [3, 1, 2, 4];
+    let mut consumer = Running(vec![start(counts[0])]);
+    for kill in 1..=8 {
+        tokio::time::sleep(Duration::from_millis(200 + rng.below(500))).await;
+        consumer.0[0].kill().expect("SIGKILL");
+        consumer.0[0].wait().expect("reap");
+        consumer.0[0] = start(counts[kill % counts.len()]);
+    }
+    producing.await.expect("producer task");
+
+    let expected: Vec<_> = (0..4).map(|p| topic_records(&topic, p)).collect();
+    assert_eq!(
+        expected.iter().map(Vec::len).sum::<usize>(),
+        ROWS as usize,
+        "the topic holds every row"
+    );
+    for (partition, records) in expected.iter().enumerate() {
+        output
+            .wait_for_offset(
+                partition as i32,
+                records.len() as i64,
+                Duration::from_secs(120),
+            )
+            .await;
+    }
+    terminate(&mut consumer.0[0], &output);
+    for (partition, records) in expected.iter().enumerate() {
+        let committed = output.committed(partition as i32).await;
+        assert_eq!(
+            committed.len(),
+            records.len(),
+            "partition {partition}: record count"
+        );
+        assert!(
+            committed == *records,
+            "partition {partition}: committed records differ from the topic"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hdfs_sigkilled_consumers_commit_every_record_exactly_once() {
     chaos(true).await;

@@ -72,6 +72,7 @@ async fn run_pipeline(committed: &Committed) -> String {
             topic: topic.clone(),
             group: "dashboard-test".into(),
             partitions: vec![0, 1, 2, 3],
+            clients: 2,
             output: Output::Parquet {
                 store: Store::open(&committed.store_location).unwrap(),
                 checkpoints: CheckpointDir::new(&committed.checkpoint_dir),

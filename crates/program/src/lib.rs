@@ -10,11 +10,13 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 /// Runs a program's `main` on a multi-threaded tokio runtime. Before any
-/// thread exists it caps glibc's malloc at two arenas (unless
-/// `MALLOC_ARENA_MAX` is set): the Kafka client, the runtime and the store
-/// each allocate from their own threads, and with glibc's default of up to
-/// eight arenas per core a consumer of all four partitions peaked at 104 MiB
-/// instead of 67 MiB, and ran slower (measured, see README "Benchmarks").
+/// thread exists it caps glibc's malloc at one arena (unless
+/// `MALLOC_ARENA_MAX` is set): the Kafka clients, the runtime and the store
+/// each allocate from their own threads, and every extra arena keeps its own
+/// free memory. With glibc's default of up to eight arenas per core a
+/// consumer of all four partitions peaked at 104 MiB instead of 67 MiB, and
+/// ran slower; one arena instead of two took another 8-10 MiB off its peak
+/// for 3-5% of its speed (measured, see README "Benchmarks").
 pub fn block_on(main: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     limit_malloc_arenas();
     match tokio::runtime::Runtime::new() {
@@ -33,7 +35,7 @@ fn limit_malloc_arenas() {
         // SAFETY: mallopt only changes a malloc tunable; it is called once,
         // before the runtime starts the program's other threads.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }

@@ -91,9 +91,12 @@ impl KafkaSettings {
             ("auto.offset.reset", "error"),
             // librdkafka prefetches up to 64 MiB per partition by default; the
             // batch being built already holds the data, so keep the read-ahead
-            // small: 4 MiB per partition keeps one process for all four
-            // partitions under 100 MB at full speed (measured, see README).
-            ("queued.max.messages.kbytes", "4096"),
+            // small. Each queued message costs about three times its bytes on
+            // the wire. 3 MiB per partition keeps one process for all four
+            // partitions (on two clients) under 100 MB at full speed; 4 MiB
+            // went past it, 2 MiB cost a quarter of the speed (measured, see
+            // README).
+            ("queued.max.messages.kbytes", "3072"),
             // One fetch request serves every partition of the client, and
             // tansu holds it this long when a partition has nothing new: the
             // default 500 ms halved throughput once the partitions shared a

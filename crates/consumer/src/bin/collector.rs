@@ -41,6 +41,12 @@ struct Cli {
           value_parser = program::parse_seconds)]
     batch_timeout: f64,
 
+    /// Kafka clients the partitions are spread over. One client's fetch
+    /// stream bounds how fast it reads; each one costs memory.
+    #[arg(long, env = "P7_CLIENTS", default_value_t = consumer::DEFAULT_CLIENTS,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    clients: u64,
+
     /// Where a partition that has no offset in the checkpoint starts.
     #[arg(long, env = "DATA_COLLECTOR_OFFSET_RESET", value_enum, default_value_t = OffsetReset::Earliest)]
     offset_reset: OffsetReset,
@@ -94,6 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         topic: cli.kafka.topic,
         group: cli.group,
         partitions,
+        clients: cli.clients as usize,
         output: Output::JsonLines { archive },
         batch: BatchLimits {
             max_records: cli.batch_size as usize,
