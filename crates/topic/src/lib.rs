@@ -91,7 +91,7 @@ impl KafkaSettings {
             ("auto.offset.reset", "error"),
             // librdkafka prefetches up to 64 MiB per partition by default; the
             // batch being built already holds the data, so keep the read-ahead
-            // small. Each queued message costs about three times its bytes on
+            // small. Each queued message costs two to four times its bytes on
             // the wire. 3 MiB per partition keeps one process for all four
             // partitions (on two clients) under 100 MB at full speed; 4 MiB
             // went past it, 2 MiB cost a quarter of the speed (measured, see
