@@ -1,8 +1,7 @@
 //! Where a partition's records go, and how they become durable together with
-//! the offset to resume from: Parquet batch files plus a checkpoint, or the
-//! running per-station stats file.
+//! the offset to resume from: Parquet batch files plus a checkpoint, the
+//! running per-station stats file, or the JSON Lines archive.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use report::Report;
 use tokio_util::sync::CancellationToken;
 
 use crate::crash::{self, CrashPoint};
-use crate::jsonl::{self, Archive};
+use crate::jsonl::{Archive, BatchLines};
 use crate::lock::OutputLock;
 use crate::stats::PartitionStats;
 use crate::{ConsumerOptions, Output, Result};
@@ -45,10 +44,8 @@ pub(crate) struct JsonLinesSink {
     topic: String,
     partition: i32,
     resume: Option<i64>,
-    /// Archive path → the batch's lines for it.
-    files: BTreeMap<String, Vec<u8>>,
-    /// The archive path of the record being added (reused).
-    path: String,
+    /// The batch being collected.
+    lines: BatchLines,
 }
 
 impl Sink {
@@ -105,8 +102,7 @@ impl Sink {
                 archive: Arc::clone(archive),
                 topic: options.topic.clone(),
                 partition,
-                files: BTreeMap::new(),
-                path: String::new(),
+                lines: BatchLines::default(),
             })),
         }
     }
@@ -140,14 +136,7 @@ impl Sink {
                 &report.date,
                 report.degrees,
             ),
-            Sink::JsonLines(sink) => {
-                jsonl::write_file_for(&mut sink.path, &report.station_id, &report.date);
-                let lines = match sink.files.get_mut(sink.path.as_str()) {
-                    Some(lines) => lines,
-                    None => sink.files.entry(sink.path.clone()).or_default(),
-                };
-                jsonl::write_line(lines, report, sink.partition, offset);
-            }
+            Sink::JsonLines(sink) => sink.lines.add(report, sink.partition, offset),
         }
     }
 
@@ -191,9 +180,9 @@ impl Sink {
                 Ok(true)
             }
             Sink::JsonLines(sink) => {
-                let files = std::mem::take(&mut sink.files);
+                let lines = std::mem::take(&mut sink.lines);
                 sink.archive
-                    .commit(&sink.topic, sink.partition, next_offset, files)
+                    .commit(&sink.topic, sink.partition, next_offset, lines)
                     .await?;
                 sink.resume = Some(next_offset);
                 Ok(true)
