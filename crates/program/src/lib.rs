@@ -9,16 +9,10 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-/// Runs a program's `main` on a multi-threaded tokio runtime. Before any
-/// thread exists it caps glibc's malloc at one arena (unless
-/// `MALLOC_ARENA_MAX` is set): the Kafka clients, the runtime and the store
-/// each allocate from their own threads, and every extra arena keeps its own
-/// free memory. With glibc's default of up to eight arenas per core a
-/// consumer of all four partitions peaked at 104 MiB instead of 67 MiB, and
-/// ran slower; one arena instead of two took another 8-10 MiB off its peak
-/// for 3-5% of its speed (measured, see README "Benchmarks").
+/// Runs a program's `main` on a multi-threaded tokio runtime, after tuning
+/// glibc's malloc (see `tune_malloc`).
 pub fn block_on(main: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    limit_malloc_arenas();
+    tune_malloc();
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(main),
         Err(err) => {
@@ -28,14 +22,35 @@ pub fn block_on(main: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
+/// Before any thread exists, caps glibc's malloc at one arena and fixes the
+/// size above which a block gets its own mapping at 1 MiB (unless
+/// `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` say otherwise); measured,
+/// see README "Benchmarks":
+/// - The Kafka clients, the runtime and the store each allocate from their
+///   own threads, and every extra arena keeps its own free memory. With
+///   glibc's default of up to eight arenas per core a consumer of all four
+///   partitions peaked at 104 MiB instead of 67 MiB, and ran slower; one arena
+///   instead of two took another 8-10 MiB off its peak for 3-5% of its speed.
+/// - glibc raises that size each time a mapped block is freed, so from the
+///   second batch on the batch buffers (megabytes each) came from the heap,
+///   where growing one copies it and freed ones leave holes: a fixed 1 MiB
+///   took 5-10 MiB off the consumer's peak (its speed within the noise), and
+///   a quarter off the collector's when a batch's lines share one buffer.
 #[allow(unsafe_code)]
-fn limit_malloc_arenas() {
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only changes a malloc tunable; it is called once,
-        // before the runtime starts the program's other threads.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 1);
+    {
+        // SAFETY: mallopt only changes a malloc tunable; it is called before
+        // the runtime starts the program's other threads.
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 1);
+            }
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+            }
         }
     }
 }
