@@ -82,7 +82,8 @@ pub(crate) async fn consume_all(
     for _ in 0..client_count {
         consumers.push(Arc::new(config.create_with_context(QuietEnd)?));
     }
-    let client_of = |index: usize| Arc::clone(&consumers[index % client_count]);
+    // Partition `index` of the list goes to client `index % client_count`.
+    let client_of = |index: usize| index % client_count;
 
     let Some(count) =
         wait_for_topic(&*consumers[0], &options.topic, options.topic_wait, stop).await?
@@ -106,8 +107,11 @@ pub(crate) async fn consume_all(
         .iter()
         .enumerate()
         .map(|(index, (partition, sink))| {
-            let (consumer, settings, options) =
-                (client_of(index), settings.clone(), Arc::clone(options));
+            let (consumer, settings, options) = (
+                Arc::clone(&consumers[client_of(index)]),
+                settings.clone(),
+                Arc::clone(options),
+            );
             let (partition, resume, state_path) =
                 (*partition, sink.resume_offset(), sink.state_path());
             tokio::task::spawn_blocking(move || {
@@ -132,7 +136,8 @@ pub(crate) async fn consume_all(
     for (index, ((partition, sink), (start, skip_below))) in
         sinks.into_iter().zip(starts).enumerate()
     {
-        let consumer = client_of(index);
+        let client = client_of(index);
+        let consumer = Arc::clone(&consumers[client]);
         let queue = consumer
             .split_partition_queue(&options.topic, partition)
             .ok_or_else(|| Error::Task {
@@ -141,13 +146,8 @@ pub(crate) async fn consume_all(
             })?;
         // The start offset travels with the assignment itself, so no fetch ever
         // happens from a position the group (or a default) chose.
-        assignments[index % client_count].add_partition_offset(&options.topic, partition, start)?;
-        tracing::info!(
-            partition,
-            ?start,
-            client = index % client_count,
-            "consuming"
-        );
+        assignments[client].add_partition_offset(&options.topic, partition, start)?;
+        tracing::info!(partition, ?start, client, "consuming");
         plans.push(Plan {
             partition,
             sink,
