@@ -72,10 +72,53 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
-/// The tansu broker binary `scripts/install-deps` built, for tests that need
-/// a broker of their own.
-pub fn tansu_binary() -> PathBuf {
-    cache_dir().join("tansu/bin/tansu")
+/// `scripts/stack`, for tests that start, stop or inspect services.
+pub fn stack_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack")
+}
+
+/// A Kafka node of a test's own (the stack's broker, version and settings) in
+/// a state directory of its own, on `port`; stopped and deleted when dropped.
+pub struct PrivateBroker {
+    state: PathBuf,
+}
+
+impl PrivateBroker {
+    /// Starts the node and waits until it serves; panics with the stack's
+    /// one-line reason if it cannot.
+    pub fn start(port: u16) -> PrivateBroker {
+        let state = std::env::temp_dir().join(unique_name("p7-broker"));
+        let broker = PrivateBroker { state };
+        let output = broker
+            .command(&["start-service", "kafka"])
+            .env("P7_KAFKA_PORT", port.to_string())
+            .env("P7_KAFKA_CONTROLLER_PORT", free_port().to_string())
+            .env("P7_KAFKA_NODES", "1")
+            .output()
+            .expect("run scripts/stack");
+        assert!(
+            output.status.success(),
+            "a broker of the test's own did not start: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        broker
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(stack_script());
+        command.args(args).env("P7_STACK_DIR", &self.state);
+        // The test's own stack, not the shared one: none of its settings.
+        for name in ["P7_KAFKA_PORT", "P7_KAFKA_CONTROLLER_PORT", "P7_KAFKA_NODES"] {
+            command.env_remove(name);
+        }
+        command
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = self.command(&["down", "--purge"]).output();
+    }
 }
 
 /// A Python with pyarrow, pandas and DuckDB (`scripts/install-deps`).

@@ -38,6 +38,7 @@ fn a_port_in_use_fails_up_with_one_line_and_starts_nothing() {
     let ports = [
         ("P7_MYSQL_PORT", free_port()),
         ("P7_KAFKA_PORT", taken_port),
+        ("P7_KAFKA_CONTROLLER_PORT", free_port()),
         ("P7_HDFS_PORT", free_port()),
         ("P7_HDFS_NAMENODE_HTTP_PORT", free_port()),
         ("P7_HDFS_DATANODE_PORT", free_port()),
@@ -101,6 +102,7 @@ fn a_missing_java_fails_up_with_one_line_and_leaves_nothing_running() {
     for name in [
         "P7_MYSQL_PORT",
         "P7_KAFKA_PORT",
+        "P7_KAFKA_CONTROLLER_PORT",
         "P7_HDFS_PORT",
         "P7_HDFS_NAMENODE_HTTP_PORT",
         "P7_HDFS_DATANODE_PORT",
@@ -120,30 +122,101 @@ fn a_missing_java_fails_up_with_one_line_and_leaves_nothing_running() {
     assert_nothing_running(state.path());
 }
 
-#[test]
-fn a_failed_download_fails_install_deps_with_one_line() {
-    // An empty cache forces the HDFS jars download; the package index is unreachable.
-    let cache = tempfile::tempdir().unwrap();
+fn install_deps(cache: &std::path::Path, repository: &str) -> std::process::Output {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/install-deps");
-    let output = Command::new(script)
-        .env("P7_CACHE_DIR", cache.path())
-        .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
-        .env("PIP_RETRIES", "0")
-        .env("PIP_TIMEOUT", "2")
+    Command::new(script)
+        .env("P7_CACHE_DIR", cache)
+        .env("P7_MAVEN_REPOSITORY", repository)
+        .env_remove("P7_KAFKA_VERSION")
+        .env_remove("P7_BROKER")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// The last line install-deps printed, and that it names the Kafka jars.
+fn assert_kafka_jars_failed(output: &std::process::Output, cause: &str) {
     assert!(
         !output.status.success(),
-        "install-deps succeeded without a package index"
+        "install-deps succeeded: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     let line = stderr.lines().last().unwrap_or_default();
     assert!(
-        line.starts_with("install-deps: hdfs jars: ") && line.contains("failed"),
+        line.starts_with("install-deps: kafka jars: ") && line.contains("failed"),
         "{stderr}"
     );
+    let log = line
+        .rsplit_once("(see ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no log named in {line:?}"));
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains(cause), "no {cause:?} in {log}:\n{text}");
+}
+
+/// No Kafka version was left where the stack would take it for installed.
+fn assert_no_kafka_installed(cache: &std::path::Path) {
+    let left: Vec<_> = std::fs::read_dir(cache)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("kafka-") || name.starts_with(".maven"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn a_failed_download_fails_install_deps_with_one_line() {
+    // An empty cache forces the Kafka jars download; the repository is unreachable.
+    let cache = tempfile::tempdir().unwrap();
+    let output = install_deps(cache.path(), "http://127.0.0.1:9/maven2");
+    assert_kafka_jars_failed(&output, "Could not transfer artifact");
+    assert_no_kafka_installed(cache.path());
+}
+
+#[test]
+fn a_jar_whose_checksum_does_not_match_fails_install_deps_with_one_line() {
+    // A Maven repository served from a copy of the cache's, with Kafka's jar
+    // changed after its .sha1 was written.
+    let source = local_stack::cache_dir().join("m2");
     assert!(
-        !cache.path().join("hadoop-jars").exists(),
-        "a failed download must not leave jars that look installed"
+        source.join("org/apache/kafka").is_dir(),
+        "{} has no Kafka: run scripts/install-deps",
+        source.display()
     );
+    let served = tempfile::tempdir().unwrap();
+    let root = served.path().join("maven2");
+    // Hard links: cheap, and the one file changed is replaced, not written through.
+    let copied = Command::new("cp")
+        .arg("-al")
+        .arg(&source)
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let jar = root.join("org/apache/kafka/kafka_2.13/3.6.2/kafka_2.13-3.6.2.jar");
+    let mut bytes = std::fs::read(&jar).unwrap();
+    std::fs::remove_file(&jar).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&jar, bytes).unwrap();
+    let port = free_port();
+    let mut server = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+        .current_dir(served.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the repository server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let cache = tempfile::tempdir().unwrap();
+    let output = install_deps(cache.path(), &format!("http://127.0.0.1:{port}/maven2"));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_kafka_jars_failed(&output, "Checksum validation failed");
+    assert_no_kafka_installed(cache.path());
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -21,15 +21,6 @@ async fn wait_for_log(log: &std::path::Path, needle: &str, timeout: Duration) ->
             "no {needle:?} in the log within {timeout:?}:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -65,24 +56,8 @@ async fn a_producer_started_before_the_broker_waits_and_then_proceeds() {
     )
     .await;
 
-    // A broker of our own on that port: tansu reads a .env from its working directory, so give it an empty one.
-    let url = format!("tcp://{brokers}");
-    let _broker = Broker(
-        Command::new(local_stack::tansu_binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start a tansu broker"),
-    );
+    // A broker of our own on that port, started while the producer waits.
+    let _broker = local_stack::PrivateBroker::start(port);
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = producer.try_wait().unwrap() {
@@ -105,7 +80,7 @@ async fn a_producer_started_before_the_broker_waits_and_then_proceeds() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_producer_started_before_mysql_waits_and_then_proceeds() {
     let (url, _database) = database_with_rows(25).await;
-    let stack = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack");
+    let stack = local_stack::stack_script();
     assert!(Command::new(&stack)
         .args(["stop-service", "mysql"])
         .status()
