@@ -496,7 +496,13 @@ async fn next_batch(
             // Nothing more to wait for: a batch that has records is complete.
             Err(KafkaError::PartitionEOF(_)) if taken > 0 => break,
             Err(KafkaError::PartitionEOF(_)) => continue,
-            Err(err @ KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange)) => {
+            // Apache Kafka's out-of-range answer reaches us as AutoOffsetReset
+            // (auto.offset.reset is "error"); tansu's as OffsetOutOfRange.
+            Err(
+                err @ KafkaError::MessageConsumption(
+                    RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
+                ),
+            ) => {
                 return Err(Error::Kafka(err));
             }
             Err(err) => {

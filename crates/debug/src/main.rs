@@ -19,6 +19,11 @@ struct Cli {
     /// partition instead of at its end.
     #[arg(long)]
     from_beginning: bool,
+
+    /// Do not consume: print "PARTITION END" for each partition of the topic
+    /// (END is the offset its next record will get) and exit.
+    #[arg(long)]
+    end_offsets: bool,
 }
 
 fn main() -> ExitCode {
@@ -26,6 +31,18 @@ fn main() -> ExitCode {
         program::init_logging("warn");
         let cli = Cli::parse();
         let settings = cli.kafka.settings();
+        if cli.end_offsets {
+            let ends = topic::end_offsets(&settings, &cli.kafka.topic, std::time::Duration::from_secs(10));
+            return program::exit(
+                "debug",
+                ends.map(|ends| {
+                    for (partition, end) in ends.iter().enumerate() {
+                        println!("{partition} {end}");
+                    }
+                })
+                .map_err(anyhow::Error::from),
+            );
+        }
         let options = DebugOptions {
             topic: cli.kafka.topic,
             group: cli.group,

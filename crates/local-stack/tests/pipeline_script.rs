@@ -72,12 +72,22 @@ fn the_pipeline_runs_with_each_sink_and_accounts_for_every_row() {
             .collect();
         assert!(progress.len() >= 2, "{sink}: no progress:\n{stderr}");
         assert!(
-            progress.iter().any(|l| l.contains("produced")
+            progress.iter().any(|l| l.contains("in topic")
                 && l.split("lag ")
                     .skip(1)
                     .any(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))),
             "{sink}: no lag in the progress:\n{stderr}"
         );
+
+        // The topic's end, asked of the broker, is never behind what is committed.
+        for line in &progress {
+            let figure = |label: &str| -> Option<u64> {
+                line.split(label).nth(1)?.split_whitespace().next()?.parse().ok()
+            };
+            if let (Some(committed), Some(in_topic)) = (figure("committed"), figure("in topic")) {
+                assert!(in_topic >= committed, "{sink}: {line}");
+            }
+        }
 
         // Ten stations, and the partitions add up to every row.
         let stations = stdout

@@ -160,7 +160,9 @@ fn assert_no_kafka_installed(cache: &std::path::Path) {
         .unwrap()
         .flatten()
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("kafka-") || name.starts_with(".maven"))
+        .filter(|name| {
+            (name.starts_with("kafka-") && !name.ends_with(".log")) || name.starts_with(".maven")
+        })
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
@@ -170,7 +172,7 @@ fn a_failed_download_fails_install_deps_with_one_line() {
     // An empty cache forces the Kafka jars download; the repository is unreachable.
     let cache = tempfile::tempdir().unwrap();
     let output = install_deps(cache.path(), "http://127.0.0.1:9/maven2");
-    assert_kafka_jars_failed(&output, "Could not transfer artifact");
+    assert_kafka_jars_failed(&output, "Failed to read artifact descriptor");
     assert_no_kafka_installed(cache.path());
 }
 

@@ -30,6 +30,10 @@ pub enum Error {
     CreateTopic { topic: String, source: KafkaError },
     #[error("topic {topic}: {reason}")]
     TopicSpec { topic: String, reason: String },
+    #[error("cannot read the metadata of topic {topic}: {source}")]
+    Metadata { topic: String, source: KafkaError },
+    #[error("topic {topic} does not exist")]
+    NoSuchTopic { topic: String },
     #[error("reading partition {partition} of {topic}: {source}")]
     Scan {
         topic: String,
@@ -189,6 +193,46 @@ pub fn from_beginning(
         assignment.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
     }
     Ok(assignment)
+}
+
+/// The end (high watermark) of each partition of `topic`, in partition order:
+/// the offset the next record written to it will get. Blocking.
+pub fn end_offsets(settings: &KafkaSettings, topic: &str, timeout: Duration) -> Result<Vec<i64>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = settings
+        .assigned_consumer_config("p7-end-offsets")
+        .create()
+        .map_err(|source| Error::Client {
+            brokers: settings.brokers.clone(),
+            source,
+        })?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|source| Error::Metadata {
+            topic: topic.into(),
+            source,
+        })?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Error::NoSuchTopic {
+            topic: topic.into(),
+        })?;
+    (0..partitions as i32)
+        .map(|partition| {
+            consumer
+                .fetch_watermarks(topic, partition, timeout)
+                .map(|(_, high)| high)
+                .map_err(|source| Error::Scan {
+                    topic: topic.into(),
+                    partition,
+                    source,
+                })
+        })
+        .collect()
 }
 
 /// Deletes `topic` if it exists; returns whether it did.

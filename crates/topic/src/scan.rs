@@ -58,9 +58,12 @@ pub fn scan(
             }
             // The end of the partition, however the broker words it.
             Some(Err(KafkaError::PartitionEOF(_))) => return Ok(()),
-            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange))) => {
-                return Ok(())
-            }
+            // A start past the end: tansu answers OffsetOutOfRange; Apache
+            // Kafka's answer makes librdkafka try auto.offset.reset, which is
+            // "error" here, and report AutoOffsetReset instead.
+            Some(Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
+            ))) => return Ok(()),
             Some(Err(err)) => return Err(failed(err)),
         }
     }
