@@ -68,24 +68,44 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
+    /// Starts the dashboard on a port the kernel picks (`--listen
+    /// 127.0.0.1:0`) and learns the address from its "serving" line, so no
+    /// other socket can take the port between choosing and binding it.
     pub fn start(committed: &Committed, extra: &[&str]) -> Dashboard {
-        let port = local_stack::free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let log = committed.temp.path().join(format!("dashboard-{port}.log"));
+        let log = tempfile::Builder::new()
+            .prefix("dashboard-")
+            .suffix(".log")
+            .tempfile_in(committed.temp.path())
+            .expect("a dashboard log")
+            .into_temp_path()
+            .keep()
+            .expect("keep the dashboard log");
         let child = Command::new(env!("CARGO_BIN_EXE_dashboard"))
             .args(["--store", &committed.store_location])
             .arg("--checkpoint-dir")
             .arg(&committed.checkpoint_dir)
-            .args(["--listen", &addr.to_string(), "--refresh", "0.3"])
+            .args(["--listen", "127.0.0.1:0", "--refresh", "0.3"])
             .args(extra)
             .env_remove("PROJECT")
             .stdout(Stdio::null())
             .stderr(local_stack::append_log(&log))
             .spawn()
             .expect("start the dashboard");
-        let mut dashboard = Dashboard { child, addr, log };
+        let mut dashboard = Dashboard {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(addr).is_err() {
+        loop {
+            let served = dashboard.log().lines().find_map(|line| {
+                line.strip_prefix("dashboard: serving http://")
+                    .and_then(|rest| rest.trim_end_matches('/').parse::<SocketAddr>().ok())
+            });
+            if let Some(addr) = served {
+                dashboard.addr = addr;
+                return dashboard;
+            }
             if let Ok(Some(status)) = dashboard.child.try_wait() {
                 panic!("the dashboard exited ({status}):\n{}", dashboard.log());
             }
@@ -96,7 +116,6 @@ impl Dashboard {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        dashboard
     }
 
     pub fn log(&self) -> String {
