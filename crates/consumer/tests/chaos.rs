@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use producer::{ProducerOptions, Source};
 use tokio_util::sync::CancellationToken;
+use local_stack::Tally;
 use topic::TopicSpec;
 
 const ROWS: u64 = 3000;
@@ -70,6 +71,7 @@ async fn chaos(on_hdfs: bool) {
             .count()
     };
 
+    let mut results = Vec::new();
     for (partition, child) in consumers.0.iter_mut().enumerate() {
         let partition = partition as i32;
         let expected = topic_records(&topic, partition);
@@ -81,7 +83,20 @@ async fn chaos(on_hdfs: bool) {
             "partition {partition}: records delivered twice and dropped so far: {}",
             guard()
         );
-        let committed = output.committed(partition).await;
+        results.push((expected, output.committed(partition).await));
+    }
+    let mut tally = Tally::default();
+    for (expected, committed) in &results {
+        tally += Tally::of(expected.iter().map(key), committed.iter().map(key));
+    }
+    let tally = tally.report(if on_hdfs {
+        "parquet-hdfs-sigkill"
+    } else {
+        "parquet-local-sigkill"
+    });
+    assert_eq!(tally.records, ROWS, "records in the topic");
+    assert!(tally.exact(), "{tally:?}");
+    for (partition, (expected, committed)) in results.into_iter().enumerate() {
         assert_eq!(
             committed.len(),
             expected.len(),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use batch_store::Record;
 use common::*;
 use consumer::jsonl::{ArchiveCheckpoint, Line};
+use local_stack::Tally;
 
 fn collector(topic: &str, dir: &Path, log: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_collector"));
@@ -319,6 +320,23 @@ async fn sigkilled_collectors_leave_every_record_exactly_once() {
         .await;
     let status = local_stack::signal_and_wait(&mut running.0[0], "TERM");
     assert!(status.success(), "{status}; log:\n{}", archive.log());
+    // Counted by (partition, offset) and content before the exact checks.
+    let tally = Tally::of(
+        topic_content(&topic, 4)
+            .into_iter()
+            .map(|((p, o), r)| (p, o, key(&r))),
+        archive.lines().into_iter().map(|(_, line)| {
+            let degrees = line.degrees.unwrap_or(f64::NAN);
+            (
+                line.partition,
+                line.offset,
+                (line.station_id, line.date, degrees.to_bits()),
+            )
+        }),
+    )
+    .report("jsonl-sigkill");
+    assert_eq!(tally.records, ROWS, "records in the topic");
+    assert!(tally.exact(), "{tally:?}");
     assert_exactly_once(&archive, &topic, 4);
     assert_eq!(archive.lines().len(), ROWS as usize);
 }

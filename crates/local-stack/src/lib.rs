@@ -8,6 +8,9 @@
 
 use std::path::PathBuf;
 
+mod tally;
+pub use tally::Tally;
+
 /// `mysql://root:abc@127.0.0.1:PORT/CS544`
 pub fn mysql_url() -> String {
     setting("P7_MYSQL_URL")

@@ -61,6 +61,11 @@ fn the_pipeline_runs_with_each_sink_and_accounts_for_every_row() {
         assert!(output.status.success(), "{sink}:\n{stdout}\n{stderr}");
 
         let (generated, committed) = summary_counts(&stderr);
+        // The script's summary counts rows, not records: a duplicate shows
+        // as a surplus, a loss as a shortfall.
+        let tally = local_stack::Tally::of_counts([("rows", generated)], [("rows", committed)])
+            .report(&format!("pipeline-{sink}"));
+        assert!(tally.exact(), "{sink}: {tally:?}:\n{stderr}");
         assert!(
             generated > 100,
             "{sink}: only {generated} rows in 8 s:\n{stderr}"

@@ -19,6 +19,9 @@ async fn every_row_arrives_once_in_its_java_partition_keyed_by_station_in_id_ord
     let found = wait_for_messages(&topic, 4, ROWS as usize, Duration::from_secs(60)).await;
     terminate(&mut child, &log);
 
+    let tally = local_stack::Tally::of(1..=ROWS as i64, found.iter().map(|m| m.row_id))
+        .report("mysql-to-topic");
+    assert!(tally.exact(), "{tally:?}");
     assert_eq!(found.len(), ROWS as usize, "message count");
     let expected: Vec<_> = WeatherGenerator::new().take(ROWS as usize).collect();
     let mut by_id = BTreeMap::new();

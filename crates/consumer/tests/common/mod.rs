@@ -103,6 +103,15 @@ pub async fn produce(topic: &str, rows: u64, delay: Duration) -> tokio::task::Jo
     })
 }
 
+/// A record as a key for counting duplicates and losses (`local_stack::Tally`).
+pub fn key(record: &Record) -> (String, String, u64) {
+    (
+        record.station_id.clone(),
+        record.date.clone(),
+        record.degrees.to_bits(),
+    )
+}
+
 /// Every valid Report in the partition, in offset order, read straight from
 /// the broker (to its end, not to its reported high watermark: see `topic::scan`).
 pub fn topic_records(topic: &str, partition: i32) -> Vec<Record> {
