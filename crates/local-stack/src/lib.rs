@@ -80,23 +80,36 @@ pub fn stack_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack")
 }
 
-/// A Kafka node of a test's own (the stack's broker, version and settings) in
-/// a state directory of its own, on `port`; stopped and deleted when dropped.
+/// Kafka nodes of a test's own (the stack's broker, version and settings) in
+/// a state directory of their own; stopped and deleted when dropped.
 pub struct PrivateBroker {
     state: PathBuf,
+    port: u16,
+    nodes: u16,
 }
 
 impl PrivateBroker {
-    /// Starts the node and waits until it serves; panics with the stack's
-    /// one-line reason if it cannot.
+    /// One node on `port`. Starts it and waits until it serves; panics with
+    /// the stack's one-line reason if it cannot.
     pub fn start(port: u16) -> PrivateBroker {
+        PrivateBroker::launch(port, 1)
+    }
+
+    /// A KRaft cluster of `nodes` nodes (1 or 3, as `P7_KAFKA_NODES`), each
+    /// broker and controller, on consecutive free ports; with three, topics
+    /// get replication 3 and `min.insync.replicas=2` by default.
+    pub fn cluster(nodes: u16) -> PrivateBroker {
+        PrivateBroker::launch(free_ports(nodes), nodes)
+    }
+
+    fn launch(port: u16, nodes: u16) -> PrivateBroker {
         let state = std::env::temp_dir().join(unique_name("p7-broker"));
-        let broker = PrivateBroker { state };
+        let broker = PrivateBroker { state, port, nodes };
         let output = broker
             .command(&["start-service", "kafka"])
             .env("P7_KAFKA_PORT", port.to_string())
-            .env("P7_KAFKA_CONTROLLER_PORT", free_port().to_string())
-            .env("P7_KAFKA_NODES", "1")
+            .env("P7_KAFKA_CONTROLLER_PORT", free_ports(nodes).to_string())
+            .env("P7_KAFKA_NODES", nodes.to_string())
             .output()
             .expect("run scripts/stack");
         assert!(
@@ -107,10 +120,29 @@ impl PrivateBroker {
         broker
     }
 
+    /// The bootstrap list of every node, `127.0.0.1:P,127.0.0.1:P+1,…`.
+    pub fn brokers(&self) -> String {
+        (0..self.nodes)
+            .map(|i| format!("127.0.0.1:{}", self.port + i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Runs `scripts/stack ARGS` on this cluster (e.g. `stop-service kafka-2
+    /// --kill`, `start-service kafka-2`) and panics if it fails.
+    pub fn stack(&self, args: &[&str]) -> String {
+        let output = self.command(args).output().expect("run scripts/stack");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "scripts/stack {args:?}: {text}");
+        text
+    }
+
     fn command(&self, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new(stack_script());
         command.args(args).env("P7_STACK_DIR", &self.state);
-        // The test's own stack, not the shared one: none of its settings.
+        // The test's own stack, not the shared one: none of its settings
+        // (a running stack's are read back from its own env file).
         for name in ["P7_KAFKA_PORT", "P7_KAFKA_CONTROLLER_PORT", "P7_KAFKA_NODES"] {
             command.env_remove(name);
         }
@@ -122,6 +154,26 @@ impl Drop for PrivateBroker {
     fn drop(&mut self) {
         let _ = self.command(&["down", "--purge"]).output();
     }
+}
+
+/// The first of `count` consecutive loopback ports that were all free a
+/// moment ago.
+pub fn free_ports(count: u16) -> u16 {
+    if count <= 1 {
+        return free_port();
+    }
+    for _ in 0..100 {
+        let first = free_port();
+        if first.checked_add(count).is_none() {
+            continue;
+        }
+        let all_free = (first..first + count)
+            .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if all_free {
+            return first;
+        }
+    }
+    panic!("no {count} consecutive free loopback ports");
 }
 
 /// A Python with pyarrow, pandas and DuckDB (`scripts/install-deps`).

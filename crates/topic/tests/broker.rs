@@ -128,3 +128,90 @@ async fn resetting_an_existing_topic_deletes_it_and_leaves_it_empty() {
         );
     }
 }
+
+/// 100 records in one record batch of a one-partition topic (enqueued within
+/// one linger window), so that offsets 1..=99 lie inside a batch.
+async fn one_batch_of_100(settings: &KafkaSettings, prefix: &str) -> String {
+    let topic = unique_topic(prefix);
+    let spec = TopicSpec {
+        name: topic.clone(),
+        partitions: 1,
+        replication: 1,
+        settle: Duration::from_secs(1),
+    };
+    reset_topic(settings, &spec).await.expect("create topic");
+    let mut config = settings.producer_config();
+    config.set("linger.ms", "2000");
+    let producer: FutureProducer = config.create().expect("producer");
+    let payloads: Vec<String> = (0..100).map(|i| format!("record {i}")).collect();
+    let deliveries: Vec<_> = payloads
+        .iter()
+        .map(|payload| {
+            producer
+                .send_result(FutureRecord::to(&topic).key("StationA").payload(payload))
+                .map_err(|(err, _)| err)
+                .expect("enqueued")
+        })
+        .collect();
+    let mut offsets = Vec::new();
+    for delivery in deliveries {
+        let delivery = delivery.await.expect("not cancelled").map_err(|(err, _)| err);
+        offsets.push(delivery.expect("delivered").offset);
+    }
+    assert_eq!(offsets, (0..100).collect::<Vec<i64>>());
+    topic
+}
+
+fn on_tansu() -> bool {
+    local_stack::setting("P7_BROKER") == "tansu"
+}
+
+/// tansu answers a fetch inside a record batch with the next batch, so a
+/// resume probes backwards until its record is delivered. On Apache Kafka the
+/// same code finds it on the first probe: the broker sends the whole batch
+/// and the client drops the records before the offset.
+#[tokio::test]
+async fn a_resume_inside_a_record_batch_finds_its_record_on_the_first_probe() {
+    let settings = KafkaSettings::new(local_stack::brokers());
+    let topic = one_batch_of_100(&settings, "inside-batch").await;
+    for next in [1, 37, 50, 99, 100] {
+        let start = topic::resume_fetch_offset(&settings, &topic, 0, next, 0)
+            .expect("probe")
+            .unwrap_or_else(|| panic!("offset {} not found", next - 1));
+        let mut first = None;
+        topic::scan(&settings, &topic, 0, start, Duration::from_secs(3), |message| {
+            first.get_or_insert(message.offset());
+            false
+        })
+        .expect("scan");
+        assert!(
+            first.is_some_and(|first| first <= next - 1),
+            "resume at {next}: a fetch from {start} began at {first:?}"
+        );
+        if !on_tansu() {
+            assert_eq!(start, next - 1, "Kafka needs no probing back");
+            assert_eq!(first, Some(next - 1), "Kafka delivers from the offset asked for");
+        }
+    }
+}
+
+/// tansu reports a high watermark of the last batch's base offset + 1, so
+/// `scan` reads a partition to its real end instead of trusting the mark. On
+/// Apache Kafka the mark is exact and the scan ends at the same place.
+#[tokio::test]
+async fn a_scan_reads_to_the_real_end_and_kafka_reports_it_as_the_high_watermark() {
+    let settings = KafkaSettings::new(local_stack::brokers());
+    let topic = one_batch_of_100(&settings, "watermark").await;
+    let mut offsets = Vec::new();
+    topic::scan(&settings, &topic, 0, 0, Duration::from_secs(3), |message| {
+        offsets.push(message.offset());
+        true
+    })
+    .expect("scan");
+    assert_eq!(offsets, (0..100).collect::<Vec<i64>>());
+    if !on_tansu() {
+        let ends =
+            topic::end_offsets(&settings, &topic, Duration::from_secs(10)).expect("end offsets");
+        assert_eq!(ends, vec![100], "Kafka's high watermark is the end of the partition");
+    }
+}

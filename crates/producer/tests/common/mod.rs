@@ -47,10 +47,15 @@ pub struct Found {
 
 /// Every message of the topic's partitions, in offset order per partition.
 pub fn topic_messages(topic: &str, partitions: i32) -> Vec<Found> {
+    topic_messages_on(&settings(), topic, partitions)
+}
+
+/// The same, on the brokers of `settings`.
+pub fn topic_messages_on(settings: &KafkaSettings, topic: &str, partitions: i32) -> Vec<Found> {
     let mut found = Vec::new();
     for partition in 0..partitions {
         topic::scan(
-            &settings(),
+            settings,
             topic,
             partition,
             0,
