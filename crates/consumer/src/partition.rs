@@ -283,8 +283,9 @@ fn start_of(
             max: count - 1,
         });
     }
+    // A topic created a moment ago may not have its leaders yet.
     let (low, _high) =
-        consumer.fetch_watermarks(&options.topic, partition, Duration::from_secs(10))?;
+        topic::watermarks(consumer, &options.topic, partition, topic::LEADER_PATIENCE)?;
     Ok(match resume {
         Some(offset) => {
             let fetch_from =

@@ -110,8 +110,7 @@ fn read_last_row_ids(settings: &KafkaSettings, topic: &str) -> Result<Vec<i64>> 
 
     let mut last_ids = vec![0; partitions];
     for (partition, slot) in (0..partitions as i32).zip(last_ids.iter_mut()) {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        let (low, high) = topic::watermarks(&consumer, topic, partition, topic::LEADER_PATIENCE)
             .map_err(|err| failed(format!("partition {partition}: {err}")))?;
         if high <= low {
             continue;

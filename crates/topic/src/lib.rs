@@ -195,6 +195,62 @@ pub fn from_beginning(
     Ok(assignment)
 }
 
+/// How long a partition may have no leader before asking for its
+/// watermarks is an error: right after a topic is created, and during a
+/// leader election, the broker answers NotLeaderForPartition or
+/// LeaderNotAvailable for a moment.
+pub const LEADER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Whether a watermark or metadata request failed only because the
+/// partition's leader is not there yet (or the request timed out), so asking
+/// again is right.
+pub fn is_leader_transient(error: &KafkaError) -> bool {
+    let code = match error {
+        KafkaError::MetadataFetch(code) | KafkaError::OffsetFetch(code) => *code,
+        _ => return false,
+    };
+    matches!(
+        code,
+        RDKafkaErrorCode::NotLeaderForPartition
+            | RDKafkaErrorCode::LeaderNotAvailable
+            | RDKafkaErrorCode::UnknownTopicOrPartition
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::BrokerNotAvailable
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+    )
+}
+
+/// A partition's (low, high) watermarks, asked again every 200 ms while the
+/// answer is transient (`is_leader_transient`), for up to `patience`; one
+/// log line says it is waiting. Blocking.
+pub fn watermarks<C, K>(
+    consumer: &K,
+    topic: &str,
+    partition: i32,
+    patience: Duration,
+) -> std::result::Result<(i64, i64), KafkaError>
+where
+    C: rdkafka::consumer::ConsumerContext,
+    K: rdkafka::consumer::Consumer<C>,
+{
+    let started = std::time::Instant::now();
+    let mut logged = false;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Err(error) if is_leader_transient(&error) && started.elapsed() < patience => {
+                if !logged {
+                    tracing::info!(%topic, partition, %error, "the partition has no leader yet; asking again");
+                    logged = true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            answer => return answer,
+        }
+    }
+}
+
 /// The end (high watermark) of each partition of `topic`, in partition order:
 /// the offset the next record written to it will get. Blocking.
 pub fn end_offsets(settings: &KafkaSettings, topic: &str, timeout: Duration) -> Result<Vec<i64>> {
@@ -223,8 +279,7 @@ pub fn end_offsets(settings: &KafkaSettings, topic: &str, timeout: Duration) -> 
         })?;
     (0..partitions as i32)
         .map(|partition| {
-            consumer
-                .fetch_watermarks(topic, partition, timeout)
+            watermarks(&consumer, topic, partition, timeout.max(LEADER_PATIENCE))
                 .map(|(_, high)| high)
                 .map_err(|source| Error::Scan {
                     topic: topic.into(),
@@ -306,6 +361,24 @@ pub async fn create_topic(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_missing_leader_or_a_timeout_is_asked_again() {
+        for code in [
+            RDKafkaErrorCode::NotLeaderForPartition,
+            RDKafkaErrorCode::LeaderNotAvailable,
+            RDKafkaErrorCode::OperationTimedOut,
+        ] {
+            assert!(is_leader_transient(&KafkaError::MetadataFetch(code)), "{code:?}");
+        }
+        for error in [
+            KafkaError::MetadataFetch(RDKafkaErrorCode::TopicAuthorizationFailed),
+            KafkaError::MetadataFetch(RDKafkaErrorCode::InvalidPartitions),
+            KafkaError::ClientCreation("x".into()),
+        ] {
+            assert!(!is_leader_transient(&error), "{error:?}");
+        }
+    }
 
     #[test]
     fn properties_pass_through_and_override_defaults() {

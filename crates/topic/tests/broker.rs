@@ -215,3 +215,30 @@ async fn a_scan_reads_to_the_real_end_and_kafka_reports_it_as_the_high_watermark
         assert_eq!(ends, vec![100], "Kafka's high watermark is the end of the partition");
     }
 }
+
+/// A consumer started right after the producer created the topic asks for
+/// watermarks before the partitions have leaders; the broker answers
+/// NotLeaderForPartition for a moment, which `topic::watermarks` waits out
+/// (the pipeline's stats consumer died of it before).
+#[tokio::test]
+async fn watermarks_of_a_topic_created_a_moment_ago_are_answered() {
+    let settings = KafkaSettings::new(local_stack::brokers());
+    let consumer: BaseConsumer = settings
+        .assigned_consumer_config("fresh-topic-test")
+        .create()
+        .expect("consumer");
+    for round in 0..5 {
+        let topic = unique_topic("fresh");
+        let spec = TopicSpec {
+            name: topic.clone(),
+            partitions: 4,
+            replication: 1,
+            settle: Duration::ZERO,
+        };
+        reset_topic(&settings, &spec).await.expect("create topic");
+        for partition in 0..4 {
+            let marks = topic::watermarks(&consumer, &topic, partition, topic::LEADER_PATIENCE);
+            assert_eq!(marks.ok(), Some((0, 0)), "round {round}, partition {partition}");
+        }
+    }
+}
