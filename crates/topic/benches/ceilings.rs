@@ -2,10 +2,13 @@
 //! measured on the same broker and topic in the same run:
 //!
 //! * `drain TOPIC [CLIENTS]`: a bare rdkafka read of every partition of TOPIC
-//!   from the beginning to its end, with the consumers' own client settings
-//!   (`assigned_consumer_config`) spread over CLIENTS clients (default 2, the
-//!   consumer's default for four partitions): no decoding, no sink. The
-//!   fastest any consumer of ours could commit that topic.
+//!   from the beginning to its end, the way the consumer reads (its client
+//!   settings, `assigned_consumer_config`; a queue and a task per partition;
+//!   the partitions spread over CLIENTS clients, default 2, the consumer's
+//!   default for four partitions), but with no decoding and no sink: the
+//!   fastest a consumer of ours could commit that topic in one process.
+//!   `drain TOPIC 1 N` reads partition N only: four of them side by side are
+//!   the ceiling of the course form (`consumer N`, one process per partition).
 //! * `produce TOPIC TARGET`: the messages of TOPIC (keys, payloads, headers)
 //!   read into memory first, then sent to a new TARGET of as many partitions
 //!   with the producer's own settings (`producer_config`, a ThreadedProducer
@@ -20,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
@@ -36,13 +39,19 @@ fn main() {
     });
     let settings = KafkaSettings::new(brokers);
     let outcome = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["drain", topic] => drain(&settings, topic, 2),
+        ["drain", topic] => drain(&settings, topic, 2, None),
         ["drain", topic, clients] => match clients.parse() {
-            Ok(clients) if clients > 0 => drain(&settings, topic, clients),
+            Ok(clients) if clients > 0 => drain(&settings, topic, clients, None),
             _ => Err(format!("CLIENTS must be a positive number, not {clients:?}")),
         },
+        ["drain", topic, clients, only] => match (clients.parse(), parse_partitions(only)) {
+            (Ok(clients), Some(only)) if clients > 0 => drain(&settings, topic, clients, Some(only)),
+            _ => Err(format!(
+                "expected a positive CLIENTS and PARTITIONS like 0,1, not {clients:?} {only:?}"
+            )),
+        },
         ["produce", topic, target] => produce(&settings, topic, target),
-        _ => Err("usage: ceilings drain TOPIC [CLIENTS] | produce TOPIC TARGET".into()),
+        _ => Err("usage: ceilings drain TOPIC [CLIENTS [PARTITIONS]] | produce TOPIC TARGET".into()),
     };
     match outcome {
         Ok((what, records, elapsed)) => println!(
@@ -59,30 +68,33 @@ fn main() {
 
 type Measured = Result<(&'static str, u64, Duration), String>;
 
+fn parse_partitions(text: &str) -> Option<Vec<i32>> {
+    text.split(',').map(|p| p.parse().ok()).collect()
+}
+
 fn end_offsets(settings: &KafkaSettings, topic: &str) -> Result<Vec<i64>, String> {
     topic::end_offsets(settings, topic, Duration::from_secs(10)).map_err(|err| err.to_string())
 }
 
-fn drain(settings: &KafkaSettings, topic: &str, clients: usize) -> Measured {
-    let ends = end_offsets(settings, topic)?;
-    let total: i64 = ends.iter().sum();
-    let started = Instant::now();
-    let workers: Vec<_> = (0..clients)
-        .map(|client| {
-            let mine: Vec<(i32, i64)> = ends
-                .iter()
-                .enumerate()
-                .filter(|(p, _)| p % clients == client)
-                .map(|(p, end)| (p as i32, *end))
-                .collect();
-            let (settings, topic) = (settings.clone(), topic.to_string());
-            std::thread::spawn(move || drain_partitions(&settings, &topic, &mine))
-        })
+fn drain(
+    settings: &KafkaSettings,
+    topic: &str,
+    clients: usize,
+    only: Option<Vec<i32>>,
+) -> Measured {
+    let all = end_offsets(settings, topic)?;
+    let ends: Vec<(i32, i64)> = (0..all.len() as i32)
+        .filter(|p| only.as_ref().is_none_or(|only| only.contains(p)))
+        .map(|p| (p, all[p as usize]))
         .collect();
-    let mut read = 0;
-    for worker in workers {
-        read += worker.join().map_err(|_| "a drain thread panicked".to_string())??;
+    if ends.is_empty() {
+        return Err(format!("{topic} has none of the partitions {only:?}"));
     }
+    let total: i64 = ends.iter().map(|(_, end)| end).sum();
+    // The consumer's own runtime (tokio's default multi-threaded one).
+    let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
+    let started = Instant::now();
+    let read = runtime.block_on(drain_all(settings, topic, &ends, clients))?;
     let elapsed = started.elapsed();
     if read != total as u64 {
         return Err(format!("read {read} of the topic's {total} records"));
@@ -90,42 +102,83 @@ fn drain(settings: &KafkaSettings, topic: &str, clients: usize) -> Measured {
     Ok(("drain", read, elapsed))
 }
 
-fn drain_partitions(
+/// Reads the way the consumer does: partition `i` on client `i mod CLIENTS`,
+/// each partition from a queue of its own (`split_partition_queue`) in a task
+/// of its own, each client's main queue served for librdkafka's events; a
+/// partition's task ends at the partition's end.
+async fn drain_all(
     settings: &KafkaSettings,
     topic: &str,
-    partitions: &[(i32, i64)],
+    ends: &[(i32, i64)],
+    clients: usize,
 ) -> Result<u64, String> {
-    let consumer: BaseConsumer = settings
-        .assigned_consumer_config("ceiling-drain")
-        .create()
-        .map_err(|err| err.to_string())?;
-    let mut assignment = TopicPartitionList::new();
-    for (partition, _) in partitions {
-        assignment
-            .add_partition_offset(topic, *partition, Offset::Beginning)
+    let consumers: Vec<Arc<StreamConsumer>> = (0..clients.min(ends.len()).max(1))
+        .map(|_| {
+            settings
+                .assigned_consumer_config("ceiling-drain")
+                .create()
+                .map(Arc::new)
+                .map_err(|err| err.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let mut assignments: Vec<TopicPartitionList> =
+        consumers.iter().map(|_| TopicPartitionList::new()).collect();
+    let mut tasks = Vec::new();
+    for (index, &(partition, end)) in ends.iter().enumerate() {
+        let client = index % consumers.len();
+        let queue = consumers[client]
+            .split_partition_queue(topic, partition)
+            .ok_or("librdkafka gave no queue for the partition")?;
+        assignments[client]
+            .add_partition_offset(topic, partition, Offset::Beginning)
             .map_err(|err| err.to_string())?;
-    }
-    consumer.assign(&assignment).map_err(|err| err.to_string())?;
-    let mut left: Vec<(i32, i64)> = partitions.iter().copied().filter(|(_, end)| *end > 0).collect();
-    let (mut read, mut bytes) = (0u64, 0usize);
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !left.is_empty() {
-        if Instant::now() > deadline {
-            return Err(format!("partitions {left:?} not drained in 600 s"));
-        }
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(err)) => return Err(format!("reading {topic}: {err}")),
-            Some(Ok(message)) => {
+        tasks.push(tokio::spawn(async move {
+            let (mut read, mut bytes) = (0u64, 0usize);
+            let mut next = 0;
+            // No timer per message (it costs as much as the read itself):
+            // the whole drain has one deadline instead.
+            while next < end {
+                let message = queue
+                    .recv()
+                    .await
+                    .map_err(|err| format!("partition {partition}: {err}"))?;
                 read += 1;
                 // Touch the payload as a sink would, without decoding it.
                 bytes += message.payload().map_or(0, <[u8]>::len);
-                let (partition, offset) = (message.partition(), message.offset());
-                left.retain(|(p, end)| !(*p == partition && offset + 1 >= *end));
+                next = message.offset() + 1;
             }
-        }
+            std::hint::black_box(bytes);
+            Ok::<u64, String>(read)
+        }));
     }
-    std::hint::black_box(bytes);
+    for (consumer, assignment) in consumers.iter().zip(&assignments) {
+        consumer.assign(assignment).map_err(|err| err.to_string())?;
+    }
+    let serving: Vec<_> = consumers
+        .iter()
+        .map(|consumer| {
+            let consumer = Arc::clone(consumer);
+            tokio::spawn(async move {
+                // Events only: every partition has its own queue.
+                loop {
+                    let _ = consumer.recv().await;
+                }
+            })
+        })
+        .collect();
+    let all = async {
+        let mut read = 0;
+        for task in tasks {
+            read += task.await.map_err(|err| err.to_string())??;
+        }
+        Ok::<u64, String>(read)
+    };
+    let read = tokio::time::timeout(Duration::from_secs(600), all)
+        .await
+        .map_err(|_| "the partitions were not drained in 600 s".to_string())??;
+    for task in serving {
+        task.abort();
+    }
     Ok(read)
 }
 
