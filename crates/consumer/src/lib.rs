@@ -63,6 +63,13 @@ pub enum Error {
         offset: i64,
         low: i64,
     },
+    #[error(
+        "partition {partition}: the broker no longer has offset {offset}, where this consumer was \
+         reading: the topic was probably deleted and recreated while it ran (the producer does that \
+         at every start), or retention removed records it had not read yet. What was committed is intact and nothing more was written. Start over \
+         deliberately with --reset"
+    )]
+    TopicRecreated { partition: i32, offset: i64 },
     #[error(transparent)]
     Topic(#[from] topic::Error),
     #[error("JSON Lines archive: {0}")]

@@ -498,13 +498,16 @@ async fn next_batch(
             Err(KafkaError::PartitionEOF(_)) if taken > 0 => break,
             Err(KafkaError::PartitionEOF(_)) => continue,
             // Apache Kafka's out-of-range answer reaches us as AutoOffsetReset
-            // (auto.offset.reset is "error"); tansu's as OffsetOutOfRange.
-            Err(
-                err @ KafkaError::MessageConsumption(
-                    RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
-                ),
-            ) => {
-                return Err(Error::Kafka(err));
+            // (auto.offset.reset is "error"); tansu's as OffsetOutOfRange. The
+            // start was checked against the partition, so a position lost
+            // while running means the topic went away under us.
+            Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
+            )) => {
+                return Err(Error::TopicRecreated {
+                    partition,
+                    offset: *position,
+                });
             }
             Err(err) => {
                 // Transient broker trouble; librdkafka reconnects by itself.
