@@ -122,6 +122,11 @@ impl ClientContext for QuietEnd {
             KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
                 tracing::trace!(reason, "end of partition")
             }
+            // A position the broker no longer has: the caller gets it as a
+            // consumption error and says what it means in one line.
+            KafkaError::Global(RDKafkaErrorCode::AutoOffsetReset) => {
+                tracing::debug!(reason, "position not available on the broker")
+            }
             error => tracing::warn!(%error, reason, "Kafka client error"),
         }
     }
