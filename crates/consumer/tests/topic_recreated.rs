@@ -8,7 +8,7 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -41,18 +41,12 @@ async fn consumers_stop_with_one_line_when_the_producer_recreates_their_topic() 
     // before, so every partition ends before the consumers' positions.
     produce(&topic, 100, Duration::from_millis(1)).await.await.unwrap();
     for (partition, child) in consumers.iter_mut().enumerate() {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let status = local_stack::wait_for_exit(child, Duration::from_secs(60)).unwrap_or_else(|| {
+            panic!(
                 "consumer {partition} kept running after the topic was recreated:\n{}",
                 std::fs::read_to_string(log_of(partition)).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+            )
+        });
         assert_eq!(
             (status.code(), status.signal()),
             (Some(1), None),

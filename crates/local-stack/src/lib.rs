@@ -128,16 +128,6 @@ impl PrivateBroker {
             .join(",")
     }
 
-    /// Runs `scripts/stack ARGS` on this cluster (e.g. `stop-service kafka-2
-    /// --kill`, `start-service kafka-2`) and panics if it fails.
-    pub fn stack(&self, args: &[&str]) -> String {
-        let output = self.command(args).output().expect("run scripts/stack");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "scripts/stack {args:?}: {text}");
-        text
-    }
-
     fn command(&self, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new(stack_script());
         command.args(args).env("P7_STACK_DIR", &self.state);
@@ -204,6 +194,24 @@ pub fn append_log(path: &std::path::Path) -> std::fs::File {
         .append(true)
         .open(path)
         .unwrap_or_else(|err| panic!("cannot open the log {}: {err}", path.display()))
+}
+
+/// Waits up to `timeout` for a child to exit: its status, or `None` if it
+/// is still running.
+pub fn wait_for_exit(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Sends `signal` (e.g. "INT", "TERM") to a child and waits for it to exit.

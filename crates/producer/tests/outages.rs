@@ -58,17 +58,8 @@ async fn a_producer_started_before_the_broker_waits_and_then_proceeds() {
 
     // A broker of our own on that port, started while the producer waits.
     let _broker = local_stack::PrivateBroker::start(port);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = producer.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the producer did not finish after the broker came up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = local_stack::wait_for_exit(&mut producer, Duration::from_secs(60))
+        .expect("the producer did not finish after the broker came up");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{text}");
     assert!(

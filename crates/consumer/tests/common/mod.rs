@@ -255,12 +255,9 @@ pub fn run_to_exit(mut command: Command, timeout: Duration) -> (bool, String) {
         std::io::Read::read_to_string(&mut stderr, &mut text).ok();
         text
     });
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status.success(), reader.join().unwrap());
-        }
-        if Instant::now() > deadline {
+    match local_stack::wait_for_exit(&mut child, timeout) {
+        Some(status) => (status.success(), reader.join().unwrap()),
+        None => {
             child.kill().ok();
             child.wait().ok();
             panic!(
@@ -268,7 +265,6 @@ pub fn run_to_exit(mut command: Command, timeout: Duration) -> (bool, String) {
                 reader.join().unwrap()
             );
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
