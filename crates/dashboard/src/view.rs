@@ -255,11 +255,14 @@ impl CommittedView {
             report.started_over = true;
         }
 
+        // Every partition with a checkpoint is listed, whether or not the
+        // store answers: its batches are read once it does.
+        let mut store_answers = true;
         for (partition, (checkpoint, committed_at)) in checkpoints {
             let state = self.partitions.entry(partition).or_default();
             state.checkpoint = checkpoint;
             state.committed_at = committed_at;
-            let Some(checkpoint) = checkpoint else {
+            let Some(checkpoint) = checkpoint.filter(|_| store_answers) else {
                 continue;
             };
             while state.next_batch <= checkpoint.batch_id {
@@ -288,7 +291,8 @@ impl CommittedView {
                             self.store.location(),
                             self.read_timeout
                         ));
-                        return report;
+                        store_answers = false;
+                        break;
                     }
                 };
                 match read {

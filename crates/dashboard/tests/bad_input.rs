@@ -69,10 +69,20 @@ async fn an_unreachable_hdfs_is_reported_and_the_page_keeps_serving() {
     let mut committed = Committed::local();
     // Nothing listens there.
     committed.store_location = format!("hdfs://127.0.0.1:{}", local_stack::free_port());
-    committed.commit(0, 0, 1).await;
+    for partition in 0..4 {
+        committed.commit(partition, 0, 10 + i64::from(partition)).await;
+    }
     let mut dashboard = Dashboard::start(&committed, &["--no-lag", "--read-timeout", "1"]);
     let summary = dashboard.summary();
     assert_eq!(summary["records"], 0);
+    // Every checkpoint read locally is listed, though no batch could be read.
+    let listed: Vec<(i64, i64)> = summary["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["partition"].as_i64().unwrap(), p["offset"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(listed, [(0, 10), (1, 11), (2, 12), (3, 13)], "{summary}");
     let problems = summary["problems"].to_string();
     assert!(
         problems.contains("no answer from hdfs://127.0.0.1"),
