@@ -55,21 +55,26 @@ pub enum Error {
     #[error(
         "checkpoint {path} says partition {partition} continues at offset {offset}, but the partition \
          (first offset {low}) no longer holds the record before it: the topic was probably recreated. \
-         Nothing was written. Start over deliberately with --reset"
+         Nothing was written. {start_over}"
     )]
     OffsetOutOfRange {
         path: String,
         partition: i32,
         offset: i64,
         low: i64,
+        start_over: String,
     },
     #[error(
         "partition {partition}: the broker no longer has offset {offset}, where this consumer was \
          reading: the topic was probably deleted and recreated while it ran (the producer does that \
-         at every start), or retention removed records it had not read yet. What was committed is intact and nothing more was written. Start over \
-         deliberately with --reset"
+         at every start), or retention removed records it had not read yet. What was committed is \
+         intact and nothing more was written. {start_over}"
     )]
-    TopicRecreated { partition: i32, offset: i64 },
+    TopicRecreated {
+        partition: i32,
+        offset: i64,
+        start_over: String,
+    },
     #[error(transparent)]
     Topic(#[from] topic::Error),
     #[error("JSON Lines archive: {0}")]
@@ -91,6 +96,25 @@ pub enum Output {
     /// One line per record in `<dir>/<date>/<station>_<date>.jsonl`, with the
     /// offsets of all partitions in one checkpoint (the data-collector variant).
     JsonLines { archive: Arc<jsonl::Archive> },
+}
+
+impl Output {
+    /// How to start over deliberately from the topic's beginning, for the
+    /// messages that say the committed position no longer exists.
+    pub(crate) fn start_over(&self) -> String {
+        match self {
+            Output::Parquet { .. } => "Start over deliberately with --reset (it removes the \
+                checkpoint and writes from batch 0 at offset 0)"
+                .into(),
+            Output::Stats { .. } => "Start over deliberately with --reset (it removes the \
+                stats file and counts again from offset 0)"
+                .into(),
+            Output::JsonLines { archive } => format!(
+                "Start over deliberately in an empty --output-dir (or move {} away)",
+                archive.dir().display()
+            ),
+        }
+    }
 }
 
 /// Where a partition without a committed offset starts.

@@ -296,6 +296,7 @@ fn start_of(
                     partition,
                     offset,
                     low,
+                    start_over: options.output.start_over(),
                 });
             };
             (Offset::Offset(fetch_from), offset)
@@ -507,6 +508,7 @@ async fn next_batch(
                 return Err(Error::TopicRecreated {
                     partition,
                     offset: *position,
+                    start_over: options.output.start_over(),
                 });
             }
             Err(err) => {
