@@ -236,4 +236,61 @@ async fn the_page_shows_exactly_what_the_pipeline_committed() {
         );
     }
     assert!(!labels.contains(&"StationZ"));
+
+    // The producer started again: the topic is deleted and recreated, this
+    // time with more records than were committed. The dashboard keeps
+    // serving what was committed and measures the lag against the new topic.
+    let mut dashboard = dashboard;
+    const AGAIN: u64 = ROWS + 400;
+    let settings = KafkaSettings::new(local_stack::brokers());
+    let restarted = producer::run(
+        &settings,
+        &producer::ProducerOptions {
+            topic: TopicSpec {
+                name: topic.clone(),
+                partitions: 4,
+                replication: 1,
+                settle: Duration::from_secs(1),
+            },
+            resume: false,
+            broker_wait: Duration::from_secs(10),
+        },
+        producer::Source::Generator {
+            delay: Duration::ZERO,
+            rows: Some(AGAIN),
+        },
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restarted.delivered, AGAIN);
+    let probe: rdkafka::consumer::BaseConsumer = settings
+        .assigned_consumer_config("dashboard-test")
+        .create()
+        .unwrap();
+    let ends: Vec<i64> = (0..4)
+        .map(|p| {
+            rdkafka::consumer::Consumer::fetch_watermarks(&probe, &topic, p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .collect();
+    let lags = |s: &serde_json::Value| -> Vec<Option<i64>> {
+        s["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| Some(ends[p["partition"].as_u64()? as usize] - p["offset"].as_i64()?))
+            .collect()
+    };
+    let shown_lags = |s: &serde_json::Value| -> Vec<Option<i64>> {
+        s["partitions"].as_array().unwrap().iter().map(|p| p["lag"].as_i64()).collect()
+    };
+    let summary = dashboard.wait_for("the lag against the recreated topic", |s| {
+        shown_lags(s) == lags(s)
+    });
+    assert_eq!(shown_lags(&summary).iter().flatten().sum::<i64>(), 400, "{summary}");
+    assert_eq!(summary["records"], ROWS, "{summary}");
+    assert_eq!(summary["problems"], serde_json::json!([]));
+    assert!(dashboard.is_running(), "{}", dashboard.log());
 }

@@ -175,3 +175,50 @@ async fn by_default_it_starts_at_the_end_and_prints_new_records() {
         "debug must not seek to the beginning: {first}"
     );
 }
+
+/// The producer's restart deletes and recreates the topic under a running
+/// debug: it carries on and prints the new topic's records, never dying by a
+/// signal.
+#[tokio::test(flavor = "multi_thread")]
+async fn it_carries_on_when_the_topic_is_deleted_and_recreated() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let topic = new_topic("debug-recreated").await;
+    let mut debug = Debug::start(&topic, &["--from-beginning"]);
+    let old = reports("1999-01-01");
+    send(&topic, &old).await;
+    for _ in 0..old.len() {
+        check_line(&debug.next_line(Duration::from_secs(60)), &old);
+    }
+
+    // What the producer does at every start.
+    let spec = TopicSpec {
+        name: topic.clone(),
+        partitions: 4,
+        replication: 1,
+        settle: Duration::from_secs(1),
+    };
+    topic::reset_topic(&settings(), &spec).await.unwrap();
+    // Keep producing until the new topic's records come through.
+    let mut sent = Vec::new();
+    let first_new = 'found: loop {
+        let day = format!("2002-02-{:02}", sent.len() / 10 + 1);
+        let batch = reports(&day);
+        send(&topic, &batch).await;
+        sent.extend(batch);
+        while let Ok(line) = debug.lines.recv_timeout(Duration::from_millis(500)) {
+            if line.contains("'2002-02-") {
+                break 'found line;
+            }
+        }
+        assert!(
+            sent.len() < 600,
+            "debug printed nothing of the recreated topic; alive: {:?}",
+            debug.child.try_wait()
+        );
+    };
+    check_line(&first_new, &sent);
+    assert_eq!(debug.child.try_wait().unwrap(), None, "debug is still running");
+    let status = local_stack::signal_and_wait(&mut debug.child, "INT");
+    assert_eq!((status.code(), status.signal()), (Some(0), None));
+}
