@@ -85,6 +85,7 @@ pub fn stack_script() -> PathBuf {
 pub struct PrivateBroker {
     state: PathBuf,
     port: u16,
+    controller_port: u16,
     nodes: u16,
 }
 
@@ -104,12 +105,14 @@ impl PrivateBroker {
 
     fn launch(port: u16, nodes: u16) -> PrivateBroker {
         let state = std::env::temp_dir().join(unique_name("p7-broker"));
-        let broker = PrivateBroker { state, port, nodes };
+        let broker = PrivateBroker {
+            state,
+            port,
+            controller_port: free_ports(nodes),
+            nodes,
+        };
         let output = broker
             .command(&["start-service", "kafka"])
-            .env("P7_KAFKA_PORT", port.to_string())
-            .env("P7_KAFKA_CONTROLLER_PORT", free_ports(nodes).to_string())
-            .env("P7_KAFKA_NODES", nodes.to_string())
             .output()
             .expect("run scripts/stack");
         assert!(
@@ -128,14 +131,42 @@ impl PrivateBroker {
             .join(",")
     }
 
+    /// Stops node `id` (1-based, the node id the broker reports as leader):
+    /// SIGKILL with `kill`, else SIGTERM (a controlled shutdown).
+    pub fn stop_node(&self, id: i32, kill: bool) {
+        let name = format!("kafka-{id}");
+        let mut args = vec!["stop-service", name.as_str()];
+        if kill {
+            args.push("--kill");
+        }
+        self.run(&args);
+    }
+
+    /// Starts node `id` again and waits until it has rejoined the cluster.
+    pub fn start_node(&self, id: i32) {
+        self.run(&["start-service", &format!("kafka-{id}")]);
+    }
+
+    fn run(&self, args: &[&str]) {
+        let output = self.command(args).output().expect("run scripts/stack");
+        assert!(
+            output.status.success(),
+            "scripts/stack {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     fn command(&self, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new(stack_script());
-        command.args(args).env("P7_STACK_DIR", &self.state);
-        // The test's own stack, not the shared one: none of its settings
-        // (a running stack's are read back from its own env file).
-        for name in ["P7_KAFKA_PORT", "P7_KAFKA_CONTROLLER_PORT", "P7_KAFKA_NODES"] {
-            command.env_remove(name);
-        }
+        // The test's own nodes, never the shared stack's settings; given on
+        // every command (`start-service` writes no env file to read them from).
+        command
+            .args(args)
+            .env("P7_STACK_DIR", &self.state)
+            .env("P7_KAFKA_PORT", self.port.to_string())
+            .env("P7_KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
+            .env("P7_KAFKA_NODES", self.nodes.to_string());
         command
     }
 }

@@ -87,7 +87,12 @@ fn the_pipeline_runs_with_each_sink_and_accounts_for_every_row() {
         // The topic's end, asked of the broker, is never behind what is committed.
         for line in &progress {
             let figure = |label: &str| -> Option<u64> {
-                line.split(label).nth(1)?.split_whitespace().next()?.parse().ok()
+                line.split(label)
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
             };
             if let (Some(committed), Some(in_topic)) = (figure("committed"), figure("in topic")) {
                 assert!(in_topic >= committed, "{sink}: {line}");

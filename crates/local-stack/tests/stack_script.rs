@@ -203,7 +203,13 @@ fn a_jar_whose_checksum_does_not_match_fails_install_deps_with_one_line() {
     std::fs::write(&jar, bytes).unwrap();
     let port = free_port();
     let mut server = Command::new("python3")
-        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
         .current_dir(served.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -211,7 +217,10 @@ fn a_jar_whose_checksum_does_not_match_fails_install_deps_with_one_line() {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the repository server did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the repository server did not start"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 

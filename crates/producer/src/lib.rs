@@ -47,7 +47,7 @@ pub enum Error {
     Delivery { row_id: i64, reason: String },
     #[error("reading the last messages of topic {topic}: {reason}")]
     Resume { topic: String, reason: String },
-    #[error("{0} messages were still unacknowledged when the flush timed out")]
+    #[error("{0} records were still unacknowledged when the producer stopped; start it again with --resume to send exactly the rows the topic lacks")]
     Unflushed(i32),
 }
 
@@ -82,14 +82,25 @@ pub struct Summary {
     pub skipped_on_resume: u64,
 }
 
-/// Records acknowledgements, and the first failure, as librdkafka reports them.
+/// Records acknowledgements, the first failure and the latest client error,
+/// as librdkafka reports them.
 #[derive(Default)]
 struct Deliveries {
     delivered: AtomicU64,
     failure: Mutex<Option<Error>>,
+    client_error: Mutex<Option<String>>,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // librdkafka has already logged it; kept for the stall line.
+        tracing::debug!(%error, "Kafka client: {reason}");
+        *self
+            .client_error
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(reason.to_string());
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = Box<i64>;
@@ -165,6 +176,7 @@ pub async fn run(
         last_ids,
         summary: Summary::default(),
         progress_logged_at: std::time::Instant::now(),
+        acknowledgements: Acknowledgements::new(),
     };
 
     let outcome = match source {
@@ -191,14 +203,29 @@ pub async fn run(
                 .await
         }
     };
-    let mut summary = sender.summary;
 
-    // Whatever happened, give what is in flight a chance to be acknowledged.
-    let flushed = tokio::task::block_in_place(|| producer.flush(Duration::from_secs(30)));
-    summary.delivered = producer.context().delivered.load(Ordering::Relaxed);
+    // Whatever happened, wait for what is in flight to be acknowledged: as
+    // long as it takes, or for FLUSH_GRACE once asked to stop.
+    let mut stopping_since = None;
+    let flushed = loop {
+        if tokio::task::block_in_place(|| producer.flush(Duration::from_secs(1))).is_ok() {
+            break true;
+        }
+        sender.watch_acknowledgements();
+        if shutdown.is_cancelled() || outcome.is_err() {
+            let since = *stopping_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= FLUSH_GRACE {
+                break false;
+            }
+        }
+    };
+    let summary = Summary {
+        delivered: producer.context().delivered.load(Ordering::Relaxed),
+        ..sender.summary
+    };
     outcome?;
     producer.context().take_failure()?;
-    if flushed.is_err() {
+    if !flushed {
         return Err(Error::Unflushed(producer.in_flight_count()));
     }
     tracing::info!(
@@ -217,13 +244,82 @@ struct Sender<'a> {
     last_ids: Vec<i64>,
     summary: Summary,
     progress_logged_at: std::time::Instant,
+    acknowledgements: Acknowledgements,
 }
 
 /// How often the producer logs how many rows it has sent and had acknowledged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
+/// How long records may wait for an acknowledgement before the producer says
+/// so, and how often it repeats that while they still wait.
+const STALL_AFTER: Duration = Duration::from_secs(10);
+
+/// How long a producer asked to stop still waits for acknowledgements.
+const FLUSH_GRACE: Duration = Duration::from_secs(30);
+
+/// Whether acknowledgements keep coming while records are in flight.
+struct Acknowledgements {
+    delivered: u64,
+    /// When `delivered` last moved, or nothing was in flight.
+    moving_at: std::time::Instant,
+    /// When the producer last said it is waiting, if it is.
+    stall_logged_at: Option<std::time::Instant>,
+}
+
+impl Acknowledgements {
+    fn new() -> Self {
+        Acknowledgements {
+            delivered: 0,
+            moving_at: std::time::Instant::now(),
+            stall_logged_at: None,
+        }
+    }
+}
+
 impl Sender<'_> {
+    /// Logs, every STALL_AFTER, while records in flight get no
+    /// acknowledgement, and once when acknowledgements resume.
+    fn watch_acknowledgements(&mut self) {
+        let context = self.producer.context();
+        let delivered = context.delivered.load(Ordering::Relaxed);
+        let in_flight = self.producer.in_flight_count();
+        let state = &mut self.acknowledgements;
+        if delivered != state.delivered || in_flight == 0 {
+            if state.stall_logged_at.take().is_some() {
+                tracing::info!(
+                    waited_s = state.moving_at.elapsed().as_secs(),
+                    "the brokers acknowledge records again"
+                );
+            }
+            state.delivered = delivered;
+            state.moving_at = std::time::Instant::now();
+            return;
+        }
+        let waited = state.moving_at.elapsed();
+        let due = match state.stall_logged_at {
+            None => waited >= STALL_AFTER,
+            Some(at) => at.elapsed() >= STALL_AFTER,
+        };
+        if due {
+            state.stall_logged_at = Some(std::time::Instant::now());
+            let client_error = context
+                .client_error
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .clone()
+                .unwrap_or_else(|| "none reported".to_string());
+            tracing::warn!(
+                unacknowledged = in_flight,
+                waited_s = waited.as_secs(),
+                last_client_error = %client_error,
+                "no record acknowledged for {}s (a partition without a leader, or fewer in-sync replicas than min.insync.replicas?); holding them and retrying until the brokers take them",
+                waited.as_secs()
+            );
+        }
+    }
+
     fn log_progress(&mut self) {
+        self.watch_acknowledgements();
         if self.progress_logged_at.elapsed() >= PROGRESS_EVERY {
             self.progress_logged_at = std::time::Instant::now();
             tracing::info!(
@@ -270,7 +366,9 @@ impl Sender<'_> {
                     degrees: row.degrees,
                     station_id: row.station_id.clone(),
                 };
-                self.send(row.id, &report).await?;
+                if !self.send(row.id, &report, shutdown).await? {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -300,8 +398,10 @@ impl Sender<'_> {
                 degrees: reading.degrees,
                 station_id: reading.station_id.into(),
             };
-            self.send(i64::try_from(row_id).unwrap_or(i64::MAX), &report)
-                .await?;
+            let row_id = i64::try_from(row_id).unwrap_or(i64::MAX);
+            if !self.send(row_id, &report, shutdown).await? {
+                return Ok(());
+            }
             if !delay.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
@@ -313,12 +413,18 @@ impl Sender<'_> {
 
     /// Queues one record, unless its partition already holds it; waits while
     /// librdkafka's queue is full.
-    async fn send(&mut self, row_id: i64, report: &Report) -> Result<()> {
+    /// `false`: asked to stop while the queue was full; the row was not sent.
+    async fn send(
+        &mut self,
+        row_id: i64,
+        report: &Report,
+        shutdown: &CancellationToken,
+    ) -> Result<bool> {
         let key = report.station_id.as_bytes();
         let partition = partition_for_key(key, self.partitions);
         if row_id <= self.last_ids[partition as usize] {
             self.summary.skipped_on_resume += 1;
-            return Ok(());
+            return Ok(true);
         }
         let payload = report.to_bytes();
         let id_text = row_id.to_string();
@@ -335,6 +441,11 @@ impl Sender<'_> {
             match self.producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    if shutdown.is_cancelled() {
+                        // Not sent: a later `--resume` sends it.
+                        return Ok(false);
+                    }
+                    self.watch_acknowledgements();
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err((err, _)) => {
@@ -346,6 +457,6 @@ impl Sender<'_> {
             }
         }
         self.summary.sent += 1;
-        Ok(())
+        Ok(true)
     }
 }

@@ -21,7 +21,14 @@ async fn replication_3_on_three_nodes_delivers_every_row_once_to_three_replicas(
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("producer.log");
     let output = Command::new(env!("CARGO_BIN_EXE_producer"))
-        .args(["--source", "generator", "--rows", &ROWS.to_string(), "--delay", "0"])
+        .args([
+            "--source",
+            "generator",
+            "--rows",
+            &ROWS.to_string(),
+            "--delay",
+            "0",
+        ])
         .args(["--replication", "3", "--settle", "0", "--wait", "60"])
         .args(["--brokers", &cluster.brokers(), "--topic", &topic])
         .env("RUST_LOG", "info")
@@ -66,7 +73,7 @@ async fn replication_3_on_three_nodes_delivers_every_row_once_to_three_replicas(
     assert_eq!(min_isr.as_deref(), Some("2"));
 
     let found = topic_messages_on(&settings, &topic, 4);
-    let tally =
-        local_stack::Tally::of(1..=ROWS as i64, found.iter().map(|m| m.row_id)).report("replicated");
+    let tally = local_stack::Tally::of(1..=ROWS as i64, found.iter().map(|m| m.row_id))
+        .report("replicated");
     assert!(tally.exact(), "{tally:?}");
 }

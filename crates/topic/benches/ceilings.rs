@@ -32,7 +32,10 @@ use topic::{KafkaSettings, TopicSpec};
 
 fn main() {
     // cargo bench passes --bench to a harness-less bench.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let brokers = std::env::var("P7_BROKERS").unwrap_or_else(|_| {
         eprintln!("ceilings: P7_BROKERS is not set (source the stack's env file)");
         std::process::exit(2)
@@ -42,16 +45,22 @@ fn main() {
         ["drain", topic] => drain(&settings, topic, 2, None),
         ["drain", topic, clients] => match clients.parse() {
             Ok(clients) if clients > 0 => drain(&settings, topic, clients, None),
-            _ => Err(format!("CLIENTS must be a positive number, not {clients:?}")),
+            _ => Err(format!(
+                "CLIENTS must be a positive number, not {clients:?}"
+            )),
         },
         ["drain", topic, clients, only] => match (clients.parse(), parse_partitions(only)) {
-            (Ok(clients), Some(only)) if clients > 0 => drain(&settings, topic, clients, Some(only)),
+            (Ok(clients), Some(only)) if clients > 0 => {
+                drain(&settings, topic, clients, Some(only))
+            }
             _ => Err(format!(
                 "expected a positive CLIENTS and PARTITIONS like 0,1, not {clients:?} {only:?}"
             )),
         },
         ["produce", topic, target] => produce(&settings, topic, target),
-        _ => Err("usage: ceilings drain TOPIC [CLIENTS [PARTITIONS]] | produce TOPIC TARGET".into()),
+        _ => {
+            Err("usage: ceilings drain TOPIC [CLIENTS [PARTITIONS]] | produce TOPIC TARGET".into())
+        }
     };
     match outcome {
         Ok((what, records, elapsed)) => println!(
@@ -121,8 +130,10 @@ async fn drain_all(
                 .map_err(|err| err.to_string())
         })
         .collect::<Result<_, _>>()?;
-    let mut assignments: Vec<TopicPartitionList> =
-        consumers.iter().map(|_| TopicPartitionList::new()).collect();
+    let mut assignments: Vec<TopicPartitionList> = consumers
+        .iter()
+        .map(|_| TopicPartitionList::new())
+        .collect();
     let mut tasks = Vec::new();
     for (index, &(partition, end)) in ends.iter().enumerate() {
         let client = index % consumers.len();
@@ -216,14 +227,23 @@ fn produce(settings: &KafkaSettings, topic: &str, target: &str) -> Measured {
     let partitions = end_offsets(settings, topic)?.len();
     let mut messages = Vec::new();
     for partition in 0..partitions as i32 {
-        topic::scan(settings, topic, partition, 0, Duration::from_secs(3), |message| {
-            messages.push(Copied {
-                key: message.key().map(<[u8]>::to_vec),
-                payload: message.payload().map(<[u8]>::to_vec),
-                headers: message.headers().map(rdkafka::message::BorrowedHeaders::detach),
-            });
-            true
-        })
+        topic::scan(
+            settings,
+            topic,
+            partition,
+            0,
+            Duration::from_secs(3),
+            |message| {
+                messages.push(Copied {
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: message.payload().map(<[u8]>::to_vec),
+                    headers: message
+                        .headers()
+                        .map(rdkafka::message::BorrowedHeaders::detach),
+                });
+                true
+            },
+        )
         .map_err(|err| err.to_string())?;
     }
     let spec = TopicSpec {

@@ -75,8 +75,15 @@ impl KafkaSettings {
     pub fn producer_config(&self) -> ClientConfig {
         self.client_config(&[
             ("acks", "all"),
-            ("retries", "10"),
             ("enable.idempotence", "true"),
+            // A record waits for its acknowledgement as long as that takes
+            // (librdkafka's defaults: retries without limit, but only for
+            // 5 minutes). With a partition leaderless or fewer in-sync
+            // replicas than `min.insync.replicas`, the producer holds the
+            // records, says so in its log, and delivers them, in order and
+            // once, when the brokers are back. Errors that retrying cannot
+            // fix still fail the delivery.
+            ("message.timeout.ms", "0"),
             // librdkafka's default is CRC32; the course map is Java's murmur2.
             ("partitioner", "murmur2_random"),
             ("linger.ms", "5"),
@@ -369,7 +376,10 @@ mod tests {
             RDKafkaErrorCode::LeaderNotAvailable,
             RDKafkaErrorCode::OperationTimedOut,
         ] {
-            assert!(is_leader_transient(&KafkaError::MetadataFetch(code)), "{code:?}");
+            assert!(
+                is_leader_transient(&KafkaError::MetadataFetch(code)),
+                "{code:?}"
+            );
         }
         for error in [
             KafkaError::MetadataFetch(RDKafkaErrorCode::TopicAuthorizationFailed),

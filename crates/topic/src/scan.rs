@@ -64,10 +64,27 @@ pub fn scan(
             Some(Err(KafkaError::MessageConsumption(
                 RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
             ))) => return Ok(()),
+            // A node of the cluster down or a leader moving: librdkafka
+            // reconnects and follows the new leader by itself.
+            Some(Err(KafkaError::MessageConsumption(code))) if transient(code) => {
+                tracing::debug!(topic, partition, error = %code, "scan: transient broker error")
+            }
             Some(Err(err)) => return Err(failed(err)),
         }
     }
     Ok(())
+}
+
+/// Errors a client recovers from by itself once the cluster does.
+fn transient(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::LeaderNotAvailable
+            | RDKafkaErrorCode::NotLeaderForPartition
+            | RDKafkaErrorCode::RequestTimedOut
+    )
 }
 
 /// Where to fetch from so that the records from `next` on are all delivered,

@@ -155,7 +155,10 @@ async fn one_batch_of_100(settings: &KafkaSettings, prefix: &str) -> String {
         .collect();
     let mut offsets = Vec::new();
     for delivery in deliveries {
-        let delivery = delivery.await.expect("not cancelled").map_err(|(err, _)| err);
+        let delivery = delivery
+            .await
+            .expect("not cancelled")
+            .map_err(|(err, _)| err);
         offsets.push(delivery.expect("delivered").offset);
     }
     assert_eq!(offsets, (0..100).collect::<Vec<i64>>());
@@ -179,10 +182,17 @@ async fn a_resume_inside_a_record_batch_finds_its_record_on_the_first_probe() {
             .expect("probe")
             .unwrap_or_else(|| panic!("offset {} not found", next - 1));
         let mut first = None;
-        topic::scan(&settings, &topic, 0, start, Duration::from_secs(3), |message| {
-            first.get_or_insert(message.offset());
-            false
-        })
+        topic::scan(
+            &settings,
+            &topic,
+            0,
+            start,
+            Duration::from_secs(3),
+            |message| {
+                first.get_or_insert(message.offset());
+                false
+            },
+        )
         .expect("scan");
         assert!(
             first.is_some_and(|first| first <= next - 1),
@@ -190,7 +200,11 @@ async fn a_resume_inside_a_record_batch_finds_its_record_on_the_first_probe() {
         );
         if !on_tansu() {
             assert_eq!(start, next - 1, "Kafka needs no probing back");
-            assert_eq!(first, Some(next - 1), "Kafka delivers from the offset asked for");
+            assert_eq!(
+                first,
+                Some(next - 1),
+                "Kafka delivers from the offset asked for"
+            );
         }
     }
 }
@@ -212,7 +226,11 @@ async fn a_scan_reads_to_the_real_end_and_kafka_reports_it_as_the_high_watermark
     if !on_tansu() {
         let ends =
             topic::end_offsets(&settings, &topic, Duration::from_secs(10)).expect("end offsets");
-        assert_eq!(ends, vec![100], "Kafka's high watermark is the end of the partition");
+        assert_eq!(
+            ends,
+            vec![100],
+            "Kafka's high watermark is the end of the partition"
+        );
     }
 }
 
@@ -238,7 +256,11 @@ async fn watermarks_of_a_topic_created_a_moment_ago_are_answered() {
         reset_topic(&settings, &spec).await.expect("create topic");
         for partition in 0..4 {
             let marks = topic::watermarks(&consumer, &topic, partition, topic::LEADER_PATIENCE);
-            assert_eq!(marks.ok(), Some((0, 0)), "round {round}, partition {partition}");
+            assert_eq!(
+                marks.ok(),
+                Some((0, 0)),
+                "round {round}, partition {partition}"
+            );
         }
     }
 }
