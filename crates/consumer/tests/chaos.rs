@@ -9,9 +9,9 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
+use local_stack::Tally;
 use producer::{ProducerOptions, Source};
 use tokio_util::sync::CancellationToken;
-use local_stack::Tally;
 use topic::TopicSpec;
 
 const ROWS: u64 = 3000;

@@ -45,11 +45,24 @@ impl Program {
     fn expect_one_line_exit(&mut self, says: &str, start_over: &str) {
         let status = local_stack::wait_for_exit(&mut self.child, Duration::from_secs(60))
             .unwrap_or_else(|| {
-                panic!("{} kept running after the topic was recreated:\n{}", self.name, self.log())
+                panic!(
+                    "{} kept running after the topic was recreated:\n{}",
+                    self.name,
+                    self.log()
+                )
             });
         let log = self.log();
-        assert_eq!((status.code(), status.signal()), (Some(1), None), "{}:\n{log}", self.name);
-        assert!(!log.contains("WARN"), "{}: only the one line, no warnings:\n{log}", self.name);
+        assert_eq!(
+            (status.code(), status.signal()),
+            (Some(1), None),
+            "{}:\n{log}",
+            self.name
+        );
+        assert!(
+            !log.contains("WARN"),
+            "{}: only the one line, no warnings:\n{log}",
+            self.name
+        );
         let last = log.lines().last().unwrap_or_default();
         assert!(
             last.starts_with(says)
@@ -89,7 +102,10 @@ fn files_below(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
-        assert!(Instant::now() < deadline, "{what} did not happen in {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen in {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -98,11 +114,22 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 async fn consumers_stop_with_one_line_when_the_producer_recreates_their_topic() {
     let topic = unique("recreated");
     let output = Output::new(false);
-    produce(&topic, 400, Duration::from_millis(1)).await.await.unwrap();
-    let ends: Vec<i64> = (0..4).map(|p| topic_records(&topic, p).len() as i64).collect();
+    produce(&topic, 400, Duration::from_millis(1))
+        .await
+        .await
+        .unwrap();
+    let ends: Vec<i64> = (0..4)
+        .map(|p| topic_records(&topic, p).len() as i64)
+        .collect();
     let logs = tempfile::tempdir().unwrap();
     let mut consumers: Vec<Program> = (0..4)
-        .map(|p| Program::spawn(format!("consumer-{p}"), consumer_command(&topic, &output, &[p]), logs.path()))
+        .map(|p| {
+            Program::spawn(
+                format!("consumer-{p}"),
+                consumer_command(&topic, &output, &[p]),
+                logs.path(),
+            )
+        })
         .collect();
     let mut before = Vec::new();
     for partition in 0..4 {
@@ -114,7 +141,10 @@ async fn consumers_stop_with_one_line_when_the_producer_recreates_their_topic() 
 
     // The producer's next start: delete, settle, create, and fewer rows than
     // before, so every partition ends before the consumers' positions.
-    produce(&topic, 100, Duration::from_millis(1)).await.await.unwrap();
+    produce(&topic, 100, Duration::from_millis(1))
+        .await
+        .await
+        .unwrap();
     for (partition, consumer) in consumers.iter_mut().enumerate() {
         let says = format!(
             "consumer: partition {partition}: the broker no longer has offset {}",
@@ -123,24 +153,44 @@ async fn consumers_stop_with_one_line_when_the_producer_recreates_their_topic() 
         consumer.expect_one_line_exit(&says, "--reset");
         // Committed output and checkpoints are what they were.
         assert_eq!(output.committed(partition as i32).await, before[partition]);
-        assert_eq!(output.committed_offset(partition as i32).await, ends[partition]);
+        assert_eq!(
+            output.committed_offset(partition as i32).await,
+            ends[partition]
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_stats_consumer_and_the_collector_stop_with_one_line_and_keep_their_files() {
     let topic = unique("recreated-sinks");
-    produce(&topic, 400, Duration::from_millis(1)).await.await.unwrap();
-    let ends: BTreeMap<i32, i64> = (0..4).map(|p| (p, topic_records(&topic, p).len() as i64)).collect();
+    produce(&topic, 400, Duration::from_millis(1))
+        .await
+        .await
+        .unwrap();
+    let ends: BTreeMap<i32, i64> = (0..4)
+        .map(|p| (p, topic_records(&topic, p).len() as i64))
+        .collect();
     let logs = tempfile::tempdir().unwrap();
     let output = Output::new(false);
     let stats_dir = output.checkpoint_dir.clone();
     let mut stats_command = bare_consumer_command(&topic, &output, &[0, 1, 2, 3]);
-    stats_command.arg("--stats").arg("--stats-dir").arg(&stats_dir);
+    stats_command
+        .arg("--stats")
+        .arg("--stats-dir")
+        .arg(&stats_dir);
     let archive = logs.path().join("archive");
     let mut collector = Command::new(env!("CARGO_BIN_EXE_collector"));
     collector
-        .args(["--topic", &topic, "--wait", "30", "--batch-size", "50", "--batch-timeout", "0.2"])
+        .args([
+            "--topic",
+            &topic,
+            "--wait",
+            "30",
+            "--batch-size",
+            "50",
+            "--batch-timeout",
+            "0.2",
+        ])
         .arg("--output-dir")
         .arg(&archive)
         .env("P7_BROKERS", local_stack::brokers())
@@ -153,24 +203,54 @@ async fn the_stats_consumer_and_the_collector_stop_with_one_line_and_keep_their_
         (0..4)
             .filter_map(|p| {
                 let bytes = std::fs::read(stats_dir.join(format!("partition-{p}.json"))).ok()?;
-                Some((p, consumer::stats::PartitionStats::from_json(&bytes).ok()?.offset))
+                Some((
+                    p,
+                    consumer::stats::PartitionStats::from_json(&bytes)
+                        .ok()?
+                        .offset,
+                ))
             })
             .collect()
     };
     let archived_offsets = || -> BTreeMap<i32, i64> {
         std::fs::read(archive.join("checkpoints/offset_checkpoint.json"))
             .ok()
-            .and_then(|bytes| serde_json::from_slice::<consumer::jsonl::ArchiveCheckpoint>(&bytes).ok())
-            .map(|cp| (0..4).filter_map(|p| Some((p, cp.offset(&topic, p)?))).collect())
+            .and_then(|bytes| {
+                serde_json::from_slice::<consumer::jsonl::ArchiveCheckpoint>(&bytes).ok()
+            })
+            .map(|cp| {
+                (0..4)
+                    .filter_map(|p| Some((p, cp.offset(&topic, p)?)))
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    wait_until("the stats reaching the end", Duration::from_secs(60), || stats_offsets() == ends);
-    wait_until("the archive reaching the end", Duration::from_secs(60), || archived_offsets() == ends);
+    wait_until(
+        "the stats reaching the end",
+        Duration::from_secs(60),
+        || stats_offsets() == ends,
+    );
+    wait_until(
+        "the archive reaching the end",
+        Duration::from_secs(60),
+        || archived_offsets() == ends,
+    );
     let (stats_before, archive_before) = (files_below(&stats_dir), files_below(&archive));
 
-    produce(&topic, 100, Duration::from_millis(1)).await.await.unwrap();
+    produce(&topic, 100, Duration::from_millis(1))
+        .await
+        .await
+        .unwrap();
     stats.expect_one_line_exit("consumer: partition ", "--reset");
     collector.expect_one_line_exit("collector: partition ", "--output-dir");
-    assert_eq!(files_below(&stats_dir), stats_before, "the stats files are what they were");
-    assert_eq!(files_below(&archive), archive_before, "the archive is what it was");
+    assert_eq!(
+        files_below(&stats_dir),
+        stats_before,
+        "the stats files are what they were"
+    );
+    assert_eq!(
+        files_below(&archive),
+        archive_before,
+        "the archive is what it was"
+    );
 }

@@ -70,7 +70,9 @@ async fn an_unreachable_hdfs_is_reported_and_the_page_keeps_serving() {
     // Nothing listens there.
     committed.store_location = format!("hdfs://127.0.0.1:{}", local_stack::free_port());
     for partition in 0..4 {
-        committed.commit(partition, 0, 10 + i64::from(partition)).await;
+        committed
+            .commit(partition, 0, 10 + i64::from(partition))
+            .await;
     }
     let mut dashboard = Dashboard::start(&committed, &["--no-lag", "--read-timeout", "1"]);
     let summary = dashboard.summary();
@@ -80,7 +82,12 @@ async fn an_unreachable_hdfs_is_reported_and_the_page_keeps_serving() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["partition"].as_i64().unwrap(), p["offset"].as_i64().unwrap()))
+        .map(|p| {
+            (
+                p["partition"].as_i64().unwrap(),
+                p["offset"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(listed, [(0, 10), (1, 11), (2, 12), (3, 13)], "{summary}");
     let problems = summary["problems"].to_string();

@@ -270,9 +270,14 @@ async fn the_page_shows_exactly_what_the_pipeline_committed() {
         .unwrap();
     let ends: Vec<i64> = (0..4)
         .map(|p| {
-            rdkafka::consumer::Consumer::fetch_watermarks(&probe, &topic, p, Duration::from_secs(10))
-                .unwrap()
-                .1
+            rdkafka::consumer::Consumer::fetch_watermarks(
+                &probe,
+                &topic,
+                p,
+                Duration::from_secs(10),
+            )
+            .unwrap()
+            .1
         })
         .collect();
     let lags = |s: &serde_json::Value| -> Vec<Option<i64>> {
@@ -284,12 +289,21 @@ async fn the_page_shows_exactly_what_the_pipeline_committed() {
             .collect()
     };
     let shown_lags = |s: &serde_json::Value| -> Vec<Option<i64>> {
-        s["partitions"].as_array().unwrap().iter().map(|p| p["lag"].as_i64()).collect()
+        s["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["lag"].as_i64())
+            .collect()
     };
     let summary = dashboard.wait_for("the lag against the recreated topic", |s| {
         shown_lags(s) == lags(s)
     });
-    assert_eq!(shown_lags(&summary).iter().flatten().sum::<i64>(), 400, "{summary}");
+    assert_eq!(
+        shown_lags(&summary).iter().flatten().sum::<i64>(),
+        400,
+        "{summary}"
+    );
     assert_eq!(summary["records"], ROWS, "{summary}");
     assert_eq!(summary["problems"], serde_json::json!([]));
     assert!(dashboard.is_running(), "{}", dashboard.log());

@@ -32,7 +32,11 @@ fn main() -> ExitCode {
         let cli = Cli::parse();
         let settings = cli.kafka.settings();
         if cli.end_offsets {
-            let ends = topic::end_offsets(&settings, &cli.kafka.topic, std::time::Duration::from_secs(10));
+            let ends = topic::end_offsets(
+                &settings,
+                &cli.kafka.topic,
+                std::time::Duration::from_secs(10),
+            );
             return program::exit(
                 "debug",
                 ends.map(|ends| {

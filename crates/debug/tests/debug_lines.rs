@@ -218,7 +218,11 @@ async fn it_carries_on_when_the_topic_is_deleted_and_recreated() {
         );
     };
     check_line(&first_new, &sent);
-    assert_eq!(debug.child.try_wait().unwrap(), None, "debug is still running");
+    assert_eq!(
+        debug.child.try_wait().unwrap(),
+        None,
+        "debug is still running"
+    );
     let status = local_stack::signal_and_wait(&mut debug.child, "INT");
     assert_eq!((status.code(), status.signal()), (Some(0), None));
 }

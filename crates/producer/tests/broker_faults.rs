@@ -12,7 +12,6 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use topic::KafkaSettings;
 
 /// Kills the producer if the test fails before it exits.
@@ -25,26 +24,14 @@ impl Drop for Running {
     }
 }
 
-fn metadata_client(settings: &KafkaSettings) -> BaseConsumer {
-    settings
-        .assigned_consumer_config("broker-faults-test")
-        .create()
-        .expect("a metadata client")
-}
-
 /// The node leading `partition` of `topic`, once one does.
-fn leader_of(client: &BaseConsumer, topic: &str, partition: i32) -> i32 {
+fn leader_of(settings: &KafkaSettings, topic: &str, partition: i32) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(metadata) = client.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            let leader = metadata
-                .topics()
-                .first()
-                .and_then(|t| t.partitions().iter().find(|p| p.id() == partition))
-                .map(|p| p.leader());
-            if let Some(leader) = leader.filter(|id| *id > 0) {
-                return leader;
-            }
+        if let Ok(Some(leader)) =
+            topic::partition_leader(settings, topic, partition, Duration::from_secs(5))
+        {
+            return leader;
         }
         assert!(
             Instant::now() < deadline,
@@ -54,27 +41,20 @@ fn leader_of(client: &BaseConsumer, topic: &str, partition: i32) -> i32 {
     }
 }
 
-/// Records in the topic so far (the sum of the high watermarks), or 0 while
-/// the topic or a leader is missing.
-fn records_in(client: &BaseConsumer, topic: &str) -> i64 {
-    (0..4)
-        .map(|p| {
-            client
-                .fetch_watermarks(topic, p, Duration::from_secs(2))
-                .map_or(0, |(_, high)| high)
-        })
-        .sum()
+/// Records in the topic so far, or 0 while it or a leader is missing.
+fn records_in(settings: &KafkaSettings, topic: &str) -> i64 {
+    topic::end_offsets(settings, topic, Duration::from_secs(2)).map_or(0, |ends| ends.iter().sum())
 }
 
 fn wait_until_records(
-    client: &BaseConsumer,
+    settings: &KafkaSettings,
     topic: &str,
     at_least: i64,
     producer: &mut Child,
     log: &std::path::Path,
 ) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while records_in(client, topic) < at_least {
+    while records_in(settings, topic) < at_least {
         assert!(
             producer.try_wait().unwrap().is_none(),
             "the producer exited before {at_least} records were in {topic}:\n{}",
@@ -83,7 +63,7 @@ fn wait_until_records(
         assert!(
             Instant::now() < deadline,
             "fewer than {at_least} records in {topic} after 120 s ({} seen):\n{}",
-            records_in(client, topic),
+            records_in(settings, topic),
             std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -118,7 +98,6 @@ fn assert_topic_is_the_table(settings: &KafkaSettings, topic: &str, rows: u64, c
 async fn the_producer_rides_out_a_killed_leader_and_waits_out_a_lost_quorum() {
     let cluster = local_stack::PrivateBroker::cluster(3);
     let settings = KafkaSettings::new(cluster.brokers());
-    let client = metadata_client(&settings);
     let dir = tempfile::tempdir().unwrap();
 
     // Case 1: SIGKILL the leader of partition 0 while the producer streams at
@@ -134,11 +113,11 @@ async fn the_producer_rides_out_a_killed_leader_and_waits_out_a_lost_quorum() {
             .spawn()
             .unwrap(),
     );
-    wait_until_records(&client, &topic, 20_000, &mut producer.0, &log);
-    let leader = leader_of(&client, &topic, 0);
+    wait_until_records(&settings, &topic, 20_000, &mut producer.0, &log);
+    let leader = leader_of(&settings, &topic, 0);
     let killed_at = Instant::now();
     cluster.stop_node(leader, true);
-    let before = records_in(&client, &topic);
+    let before = records_in(&settings, &topic);
     assert!(
         before < ROWS as i64 && producer.0.try_wait().unwrap().is_none(),
         "the producer had sent everything before node {leader} was killed; raise ROWS"
@@ -154,7 +133,7 @@ async fn the_producer_rides_out_a_killed_leader_and_waits_out_a_lost_quorum() {
         "{text}"
     );
     assert_ne!(
-        leader_of(&client, &topic, 0),
+        leader_of(&settings, &topic, 0),
         leader,
         "partition 0 kept a dead leader"
     );
@@ -168,7 +147,6 @@ async fn the_producer_rides_out_a_killed_leader_and_waits_out_a_lost_quorum() {
     const FIRST_ROWS: u64 = 1_000;
     const MORE_ROWS: u64 = 19_000;
     let (url, database) = database_with_rows(FIRST_ROWS).await;
-    let client = metadata_client(&settings);
     let topic = local_stack::unique_name("two-down");
     let log = dir.path().join("two-down.log");
     let mut producer = Running(
@@ -178,8 +156,8 @@ async fn the_producer_rides_out_a_killed_leader_and_waits_out_a_lost_quorum() {
             .spawn()
             .unwrap(),
     );
-    wait_until_records(&client, &topic, FIRST_ROWS as i64, &mut producer.0, &log);
-    let survivor = leader_of(&client, &topic, 0);
+    wait_until_records(&settings, &topic, FIRST_ROWS as i64, &mut producer.0, &log);
+    let survivor = leader_of(&settings, &topic, 0);
     let downed: Vec<i32> = (1..=3).filter(|id| *id != survivor).collect();
     for id in &downed {
         cluster.stop_node(*id, true);
@@ -229,7 +207,7 @@ async fn the_producer_rides_out_a_killed_leader_and_waits_out_a_lost_quorum() {
         cluster.start_node(*id);
     }
     let all = (FIRST_ROWS + MORE_ROWS) as i64;
-    wait_until_records(&client, &topic, all, &mut producer.0, &log);
+    wait_until_records(&settings, &topic, all, &mut producer.0, &log);
     let delivered_after = back_at.elapsed();
     terminate(&mut producer.0, &log);
     let text = std::fs::read_to_string(&log).unwrap_or_default();

@@ -297,6 +297,38 @@ pub fn end_offsets(settings: &KafkaSettings, topic: &str, timeout: Duration) -> 
         .collect()
 }
 
+/// The node id of the broker leading `partition` of `topic`, or `None`
+/// while it has no leader (during an election). Blocking.
+pub fn partition_leader(
+    settings: &KafkaSettings,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<Option<i32>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = settings
+        .assigned_consumer_config("p7-leader")
+        .create()
+        .map_err(|source| Error::Client {
+            brokers: settings.brokers.clone(),
+            source,
+        })?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|source| Error::Metadata {
+            topic: topic.into(),
+            source,
+        })?;
+    let leader = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .and_then(|t| t.partitions().iter().find(|p| p.id() == partition))
+        .map(|p| p.leader())
+        .filter(|id| *id >= 0);
+    Ok(leader)
+}
+
 /// Deletes `topic` if it exists; returns whether it did.
 pub async fn delete_topic_if_exists(settings: &KafkaSettings, topic: &str) -> Result<bool> {
     let admin = settings.admin()?;

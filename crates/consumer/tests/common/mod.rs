@@ -76,11 +76,22 @@ pub async fn send(topic: &str, partitions: i32, reports: &[Report]) {
 /// Starts the producer on a fresh 4-partition `topic` with `rows` rows of the
 /// course generator, `delay` apart; the handle ends once all are delivered.
 pub async fn produce(topic: &str, rows: u64, delay: Duration) -> tokio::task::JoinHandle<()> {
+    produce_on(settings(), 1, topic, rows, delay).await
+}
+
+/// The same on the brokers of `settings`, with `replication` replicas.
+pub async fn produce_on(
+    settings: KafkaSettings,
+    replication: i32,
+    topic: &str,
+    rows: u64,
+    delay: Duration,
+) -> tokio::task::JoinHandle<()> {
     let options = producer::ProducerOptions {
         topic: TopicSpec {
             name: topic.into(),
             partitions: 4,
-            replication: 1,
+            replication,
             settle: Duration::from_secs(1),
         },
         resume: false,
@@ -92,7 +103,7 @@ pub async fn produce(topic: &str, rows: u64, delay: Duration) -> tokio::task::Jo
             rows: Some(rows),
         };
         let summary = producer::run(
-            &settings(),
+            &settings,
             &options,
             source,
             &tokio_util::sync::CancellationToken::new(),
@@ -115,9 +126,14 @@ pub fn key(record: &Record) -> (String, String, u64) {
 /// Every valid Report in the partition, in offset order, read straight from
 /// the broker (to its end, not to its reported high watermark: see `topic::scan`).
 pub fn topic_records(topic: &str, partition: i32) -> Vec<Record> {
+    topic_records_on(&settings(), topic, partition)
+}
+
+/// The same on the brokers of `settings`.
+pub fn topic_records_on(settings: &KafkaSettings, topic: &str, partition: i32) -> Vec<Record> {
     let mut records = Vec::new();
     topic::scan(
-        &settings(),
+        settings,
         topic,
         partition,
         0,
