@@ -265,7 +265,27 @@ async fn commit(
             .await?;
         crash::abort(CrashPoint::DuringCheckpoint);
     }
-    checkpoints.save(partition, checkpoint).await?;
+    // A full or failing disk where the checkpoints live: the previous
+    // checkpoint stays as it was (the save is atomic), so retrying until
+    // there is room again is safe, and stopping instead is too.
+    let mut backoff = Duration::from_millis(200);
+    let mut attempt = 1;
+    while let Err(err) = checkpoints.save(partition, checkpoint).await {
+        tracing::warn!(partition, batch = checkpoint.batch_id, attempt, error = %err, retry_in = ?backoff, "cannot save the checkpoint; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return Ok(false),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        attempt += 1;
+    }
+    if attempt > 1 {
+        tracing::info!(
+            partition,
+            batch = checkpoint.batch_id,
+            "checkpoint saved after retrying"
+        );
+    }
     Ok(true)
 }
 

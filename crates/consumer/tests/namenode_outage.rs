@@ -7,20 +7,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-fn stack(args: &[&str]) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack");
-    let status = Command::new(script)
-        .args(args)
-        .status()
-        .expect("run scripts/stack");
-    assert!(status.success(), "scripts/stack {args:?} failed");
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
@@ -57,17 +46,4 @@ async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
         log.contains("Connection refused") || log.contains("cannot write the batch file"),
         "the outage was not noticed:\n{log}"
     );
-}
-
-/// Runs `f` when dropped, so the NameNode comes back even if an assertion fails.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }
