@@ -237,23 +237,16 @@ async fn commit(
 ) -> Result<bool> {
     crash::begin_commit();
     let file = BatchFile::new(partition, checkpoint.batch_id);
-    let mut backoff = Duration::from_millis(200);
-    let mut attempt = 1;
-    while let Err(err) = write_batch_file(store, &file, bytes.clone(), attempt > 1).await {
-        tracing::warn!(partition, batch = checkpoint.batch_id, attempt, error = %err, retry_in = ?backoff, "cannot write the batch file; retrying");
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = shutdown.cancelled() => return Ok(false),
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-        attempt += 1;
-    }
-    if attempt > 1 {
-        tracing::info!(
-            partition,
-            batch = checkpoint.batch_id,
-            "batch file written after retrying"
-        );
+    let written = retry(
+        partition,
+        checkpoint.batch_id,
+        "write the batch file",
+        shutdown,
+        |attempt| write_batch_file(store, &file, bytes.clone(), attempt > 1),
+    )
+    .await;
+    if !written {
+        return Ok(false);
     }
 
     if crash::armed(CrashPoint::DuringCheckpoint) {
@@ -268,25 +261,45 @@ async fn commit(
     // A full or failing disk where the checkpoints live: the previous
     // checkpoint stays as it was (the save is atomic), so retrying until
     // there is room again is safe, and stopping instead is too.
+    let saved = retry(
+        partition,
+        checkpoint.batch_id,
+        "save the checkpoint",
+        shutdown,
+        |_| checkpoints.save(partition, checkpoint),
+    )
+    .await;
+    Ok(saved)
+}
+
+/// Runs `step` until it succeeds, with backoff from 200 ms to 5 s and a line
+/// per failure (`cannot {what}; retrying`); `false` if shutdown came first.
+async fn retry<F, Fut>(
+    partition: i32,
+    batch: u64,
+    what: &str,
+    shutdown: &CancellationToken,
+    mut step: F,
+) -> bool
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = batch_store::Result<()>>,
+{
     let mut backoff = Duration::from_millis(200);
     let mut attempt = 1;
-    while let Err(err) = checkpoints.save(partition, checkpoint).await {
-        tracing::warn!(partition, batch = checkpoint.batch_id, attempt, error = %err, retry_in = ?backoff, "cannot save the checkpoint; retrying");
+    while let Err(err) = step(attempt).await {
+        tracing::warn!(partition, batch, attempt, error = %err, retry_in = ?backoff, "cannot {what}; retrying");
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            () = shutdown.cancelled() => return Ok(false),
+            () = shutdown.cancelled() => return false,
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
         attempt += 1;
     }
     if attempt > 1 {
-        tracing::info!(
-            partition,
-            batch = checkpoint.batch_id,
-            "checkpoint saved after retrying"
-        );
+        tracing::info!(partition, batch, "{what}: done after retrying");
     }
-    Ok(true)
+    true
 }
 
 async fn write_batch_file(
