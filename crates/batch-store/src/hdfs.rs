@@ -2,6 +2,15 @@
 //! an existing file unless asked to, so every rename here passes `overwrite`.
 //! A file is durable once `close` returns: the NameNode only completes it when
 //! the DataNodes have acknowledged every block.
+//!
+//! Every call to the NameNode or a DataNode is bounded by a timeout: the
+//! client waits for an answer without limit of its own, so a NameNode that
+//! stops answering (a hung process, a cut link that drops packets rather than
+//! refusing them) would otherwise hold a consumer in one call forever. A call
+//! that times out is an error like any other; callers retry it.
+
+use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
@@ -13,6 +22,7 @@ pub struct HdfsStore {
     url: String,
     base: String,
     client: std::sync::Arc<Client>,
+    call_timeout: Duration,
 }
 
 impl HdfsStore {
@@ -41,7 +51,30 @@ impl HdfsStore {
             url: location.trim_end_matches('/').to_string(),
             base: base.to_string(),
             client: client.into(),
+            call_timeout: crate::DEFAULT_CALL_TIMEOUT,
         })
+    }
+
+    pub fn set_call_timeout(&mut self, timeout: Duration) {
+        self.call_timeout = timeout;
+    }
+
+    /// Runs one client call, bounded by the call timeout.
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        path: &str,
+        call: impl Future<Output = hdfs_native::Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(result) => result.map_err(|err| self.error(op, path, err)),
+            Err(_) => Err(Error::Io {
+                store: self.url.clone(),
+                op,
+                path: path.into(),
+                message: format!("no answer within {:?}", self.call_timeout),
+            }),
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -77,53 +110,34 @@ impl HdfsStore {
         let full = self.resolve(path);
         let options = WriteOptions::default().overwrite(true).create_parent(true);
         let mut writer = self
-            .client
-            .create(&full, options)
-            .await
-            .map_err(|err| self.error("create", path, err))?;
-        writer
-            .write_bytes(bytes)
-            .await
-            .map_err(|err| self.error("write", path, err))?;
-        writer
-            .close()
-            .await
-            .map_err(|err| self.error("close", path, err))
+            .call("create", path, self.client.create(&full, options))
+            .await?;
+        self.call("write", path, writer.write_bytes(bytes)).await?;
+        self.call("close", path, writer.close()).await
     }
 
     pub async fn rename_over(&self, from: &str, to: &str) -> Result<()> {
         let (source, target) = (self.resolve(from), self.resolve(to));
-        self.client
-            .rename(&source, &target, true)
+        self.call("rename", from, self.client.rename(&source, &target, true))
             .await
-            .map_err(|err| self.error("rename", from, err))
     }
 
     pub async fn get(&self, path: &str) -> Result<Bytes> {
         let full = self.resolve(path);
-        let reader = self
-            .client
-            .read(&full)
+        let reader = self.call("open", path, self.client.read(&full)).await?;
+        self.call("read", path, reader.read_range(0, reader.file_length()))
             .await
-            .map_err(|err| self.error("open", path, err))?;
-        reader
-            .read_range(0, reader.file_length())
-            .await
-            .map_err(|err| self.error("read", path, err))
     }
 
     pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
         let full = self.resolve(dir);
-        let statuses = match self.client.list_status(&full, false).await {
+        let statuses = match self
+            .call("list", dir, self.client.list_status(&full, false))
+            .await
+        {
             Ok(statuses) => statuses,
-            Err(err) => {
-                let err = self.error("list", dir, err);
-                return if err.is_not_found() {
-                    Ok(Vec::new())
-                } else {
-                    Err(err)
-                };
-            }
+            Err(err) if err.is_not_found() => return Ok(Vec::new()),
+            Err(err) => return Err(err),
         };
         Ok(statuses
             .into_iter()
@@ -134,9 +148,7 @@ impl HdfsStore {
 
     pub async fn delete(&self, path: &str) -> Result<bool> {
         let full = self.resolve(path);
-        self.client
-            .delete(&full, false)
+        self.call("delete", path, self.client.delete(&full, false))
             .await
-            .map_err(|err| self.error("delete", path, err))
     }
 }

@@ -7,6 +7,7 @@
 //! writer dies at.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -49,6 +50,10 @@ impl Error {
     }
 }
 
+/// How long one call to a remote store (HDFS) may go unanswered before it
+/// fails (and is retried by the caller).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Suffix of the file a write goes to before it is renamed into place.
 pub const TMP_SUFFIX: &str = ".tmp";
 
@@ -81,6 +86,15 @@ impl Store {
             });
         }
         Ok(Store::Local(local::LocalStore::new(PathBuf::from(dir))))
+    }
+
+    /// Bounds every call to a remote store (HDFS) by `timeout` (default
+    /// [`DEFAULT_CALL_TIMEOUT`]); a local store is unaffected.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        if let Store::Hdfs(store) = &mut self {
+            store.set_call_timeout(timeout);
+        }
+        self
     }
 
     /// A store rooted at a local directory.

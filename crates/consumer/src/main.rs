@@ -26,6 +26,12 @@ struct Cli {
     #[arg(long, env = "P7_STORE")]
     store: Option<String>,
 
+    /// Seconds one HDFS call may go unanswered before it fails and is retried
+    /// (a NameNode that hangs or a link that drops packets would otherwise hold
+    /// the consumer in that call forever).
+    #[arg(long, default_value_t = 30.0, value_parser = program::parse_seconds)]
+    hdfs_timeout: f64,
+
     /// Directory of the partition-N.json checkpoints (local disk).
     /// Default: / in the course container (PROJECT set), else ./p7-output/checkpoints.
     #[arg(long, env = "P7_CHECKPOINT_DIR")]
@@ -93,7 +99,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let checkpoint_dir = cli
         .checkpoint_dir
         .unwrap_or_else(batch_store::default_checkpoint_dir);
-    let store = Store::open(&store_location)?;
+    let store = Store::open(&store_location)?
+        .with_call_timeout(Duration::from_secs_f64(cli.hdfs_timeout.max(0.1)));
     let checkpoints = CheckpointDir::new(checkpoint_dir);
 
     if cli.committed {

@@ -61,7 +61,7 @@ impl Sink {
                     );
                 }
                 let checkpoint = checkpoints.load(partition).await?;
-                remove_leftovers(store, partition).await?;
+                remove_leftovers(store, partition).await;
                 Ok(Sink::Parquet(Box::new(ParquetSink {
                     store: store.clone(),
                     checkpoints: checkpoints.clone(),
@@ -173,11 +173,14 @@ impl Sink {
                 let state = sink.state.get_or_insert_with(PartitionStats::default);
                 state.offset = next_offset;
                 let name = CheckpointDir::file_name(sink.partition);
-                sink.dir
-                    .store()
-                    .put_atomic(&name, Bytes::from(state.to_json()))
-                    .await?;
-                Ok(true)
+                let bytes = Bytes::from(state.to_json());
+                // As with a checkpoint: the replace is atomic, so the old file
+                // stays whole while a full disk refuses the new one.
+                let store = sink.dir.store();
+                Ok(retry(sink.partition, None, "save the stats", shutdown, |_| {
+                    store.put_atomic(&name, bytes.clone())
+                })
+                .await)
             }
             Sink::JsonLines(sink) => {
                 let lines = std::mem::take(&mut sink.lines);
@@ -213,14 +216,27 @@ impl Sink {
 
 /// Temp files of this partition are left by a crash; they were never part of
 /// the committed data and would only confuse people listing the directory.
-async fn remove_leftovers(store: &Store, partition: i32) -> Result<()> {
-    for name in store.list(DATA_DIR).await? {
-        if BatchFile::is_tmp_of(partition, &name) {
-            store.delete(&batch_store::join(DATA_DIR, &name)).await?;
-            tracing::info!(partition, file = %name, "removed a temp file left by an earlier run");
+/// Best effort: a store that cannot list or delete right now (down, hung, in
+/// safe mode) must not stop the start, since a temp file is overwritten by the
+/// next write of its batch anyway, and the commit waits for the store itself.
+async fn remove_leftovers(store: &Store, partition: i32) {
+    let names = match store.list(DATA_DIR).await {
+        Ok(names) => names,
+        Err(err) => {
+            tracing::warn!(partition, error = %err, "cannot look for temp files left by an earlier run; carrying on");
+            return;
+        }
+    };
+    for name in names.iter().filter(|name| BatchFile::is_tmp_of(partition, name)) {
+        match store.delete(&batch_store::join(DATA_DIR, name)).await {
+            Ok(_) => {
+                tracing::info!(partition, file = %name, "removed a temp file left by an earlier run")
+            }
+            Err(err) => {
+                tracing::warn!(partition, file = %name, error = %err, "cannot remove a temp file left by an earlier run; carrying on")
+            }
         }
     }
-    Ok(())
 }
 
 /// Makes one encoded batch durable, then the checkpoint naming it. Store failures
@@ -239,7 +255,7 @@ async fn commit(
     let file = BatchFile::new(partition, checkpoint.batch_id);
     let written = retry(
         partition,
-        checkpoint.batch_id,
+        Some(checkpoint.batch_id),
         "write the batch file",
         shutdown,
         |attempt| write_batch_file(store, &file, bytes.clone(), attempt > 1),
@@ -263,7 +279,7 @@ async fn commit(
     // there is room again is safe, and stopping instead is too.
     let saved = retry(
         partition,
-        checkpoint.batch_id,
+        Some(checkpoint.batch_id),
         "save the checkpoint",
         shutdown,
         |_| checkpoints.save(partition, checkpoint),
@@ -276,7 +292,7 @@ async fn commit(
 /// per failure (`cannot {what}; retrying`); `false` if shutdown came first.
 async fn retry<F, Fut>(
     partition: i32,
-    batch: u64,
+    batch: Option<u64>,
     what: &str,
     shutdown: &CancellationToken,
     mut step: F,
