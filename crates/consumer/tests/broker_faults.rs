@@ -16,23 +16,6 @@ use consumer::jsonl::{ArchiveCheckpoint, Line};
 use consumer::stats::PartitionStats;
 use topic::KafkaSettings;
 
-fn wait_until(
-    what: &str,
-    timeout: Duration,
-    mut done: impl FnMut() -> bool,
-    log: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen in {timeout:?}:\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn stats_offsets(dir: &Path) -> BTreeMap<i32, i64> {
     (0..4)
         .filter_map(|p| {

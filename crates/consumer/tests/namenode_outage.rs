@@ -1,9 +1,12 @@
-//! The HDFS NameNode goes away for a while in the middle of a run: the
-//! consumer keeps retrying without moving its checkpoint, continues when the
-//! NameNode is back, and the output is still exactly once.
+//! The HDFS NameNode goes away for a while in the middle of a run (stopped,
+//! or frozen so that it holds its connections and answers nothing), or is in
+//! safe mode when the consumer starts: the consumer keeps retrying without
+//! moving its checkpoint, continues when the NameNode is back, and the output
+//! is still exactly once.
 //!
-//! This stops the shared stack's NameNode, so it lives alone in its own test
-//! binary (cargo runs test binaries one at a time).
+//! These change the shared stack's NameNode, so each holds `exclusive_stack`
+//! (cargo runs test binaries one at a time, and the tests of one binary on
+//! parallel threads).
 
 mod common;
 
@@ -13,6 +16,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
+    let _stack = exclusive_stack();
     let topic = unique("namenode-outage");
     create_topic(&topic, 1).await;
     send(&topic, 1, &readings(0, 50)).await;
@@ -46,4 +50,84 @@ async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
         log.contains("Connection refused") || log.contains("cannot write the batch file"),
         "the outage was not noticed:\n{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers() {
+    let _stack = exclusive_stack();
+    let topic = unique("namenode-hang");
+    create_topic(&topic, 1).await;
+    send(&topic, 1, &readings(0, 50)).await;
+    let output = Output::new(true);
+    let mut command = consumer_command(&topic, &output, &[0]);
+    command.args(["--batch-records", "5", "--hdfs-timeout", "3"]);
+    let mut child = Running(vec![command.spawn().expect("start consumer")]);
+    output.wait_for_offset(0, 50, Duration::from_secs(60)).await;
+
+    stack(&["pause-service", "namenode"]);
+    let resume = scopeguard(|| stack(&["resume-service", "namenode"]));
+    let paused = std::time::Instant::now();
+    send(&topic, 1, &readings(50, 50)).await;
+    wait_until(
+        "a timed-out HDFS call in the log",
+        Duration::from_secs(15),
+        || output.log().contains("no answer within 3s"),
+        || output.log(),
+    );
+    eprintln!("stall logged {:?} after the NameNode froze", paused.elapsed());
+    assert!(
+        output.log().contains("cannot write the batch file; retrying"),
+        "{}",
+        output.log()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        output.committed_offset(0).await,
+        50,
+        "the checkpoint moved while HDFS did not answer"
+    );
+    drop(resume);
+    let resumed = std::time::Instant::now();
+
+    output
+        .wait_for_offset(0, 100, Duration::from_secs(120))
+        .await;
+    eprintln!("caught up {:?} after the NameNode resumed", resumed.elapsed());
+    terminate(&mut child.0[0], &output);
+    assert_eq!(output.committed(0).await, topic_records(&topic, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_started_while_hdfs_is_in_safe_mode_waits_then_proceeds() {
+    let _stack = exclusive_stack();
+    let topic = unique("safe-mode");
+    create_topic(&topic, 1).await;
+    send(&topic, 1, &readings(0, 50)).await;
+    stack(&["dfsadmin", "-safemode", "enter"]);
+    let leave = scopeguard(|| stack(&["dfsadmin", "-safemode", "leave"]));
+
+    let output = Output::new(true);
+    let mut command = consumer_command(&topic, &output, &[0]);
+    command.args(["--batch-records", "10"]);
+    let mut child = Running(vec![command.spawn().expect("start consumer")]);
+    wait_until(
+        "a safe-mode refusal in the log",
+        Duration::from_secs(30),
+        || output.log().contains("SafeModeException"),
+        || output.log(),
+    );
+    assert!(
+        output.log().contains("cannot write the batch file; retrying"),
+        "{}",
+        output.log()
+    );
+    assert_eq!(output.committed_offset(0).await, 0, "committed in safe mode");
+    assert!(child.0[0].try_wait().unwrap().is_none(), "the consumer gave up");
+    drop(leave);
+
+    output
+        .wait_for_offset(0, 50, Duration::from_secs(60))
+        .await;
+    terminate(&mut child.0[0], &output);
+    assert_eq!(output.committed(0).await, topic_records(&topic, 0));
 }

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,49 +12,10 @@ use std::time::{Duration, Instant};
 
 use batch_store::Record;
 use chrono::NaiveDate;
+use common::stats::*;
 use common::*;
-use consumer::stats::{PartitionStats, StationStats};
+use consumer::stats::PartitionStats;
 use local_stack::Tally;
-
-fn stats_command(topic: &str, output: &Output, partitions: &[i32]) -> std::process::Command {
-    let mut command = bare_consumer_command(topic, output, partitions);
-    command
-        .arg("--stats")
-        .arg("--stats-dir")
-        .arg(&output.checkpoint_dir);
-    command
-}
-
-fn load(dir: &Path, partition: i32) -> Option<PartitionStats> {
-    let bytes = std::fs::read(dir.join(format!("partition-{partition}.json"))).ok()?;
-    Some(PartitionStats::from_json(&bytes).expect("a complete stats file"))
-}
-
-/// The stats the sink must end with, computed from records in order.
-fn expected(records: &[Record]) -> BTreeMap<String, (u64, f64, String, String)> {
-    let mut stats: BTreeMap<String, (u64, f64, String, String)> = BTreeMap::new();
-    for record in records {
-        let entry = stats.entry(record.station_id.clone()).or_insert((
-            0,
-            0.0,
-            record.date.clone(),
-            String::new(),
-        ));
-        entry.0 += 1;
-        entry.1 += record.degrees;
-        entry.3 = record.date.clone();
-    }
-    stats
-}
-
-fn summary(stats: &StationStats) -> (u64, f64, String, String) {
-    (
-        stats.count,
-        stats.sum,
-        stats.start.clone(),
-        stats.end.clone(),
-    )
-}
 
 fn check_like_the_graders(all: &[PartitionStats]) {
     let mut stations = 0;

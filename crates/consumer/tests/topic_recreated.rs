@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -97,17 +97,6 @@ fn files_below(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     files
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen in {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -229,11 +218,13 @@ async fn the_stats_consumer_and_the_collector_stop_with_one_line_and_keep_their_
         "the stats reaching the end",
         Duration::from_secs(60),
         || stats_offsets() == ends,
+        String::new,
     );
     wait_until(
         "the archive reaching the end",
         Duration::from_secs(60),
         || archived_offsets() == ends,
+        String::new,
     );
     let (stats_before, archive_before) = (files_below(&stats_dir), files_below(&archive));
 

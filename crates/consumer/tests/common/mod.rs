@@ -3,6 +3,9 @@
 //! topic's own content to compare the committed output with.
 #![allow(dead_code)]
 
+pub mod archive;
+pub mod stats;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -365,4 +368,31 @@ pub fn scopeguard(f: impl FnOnce()) -> impl Drop {
         }
     }
     Guard(Some(f))
+}
+
+/// Polls `done` every 100 ms; panics after `timeout` with `log()` in the message.
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+    log: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen in {timeout:?}:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Held by a test that stops, freezes or reconfigures a shared service, so the
+/// other tests of its binary (which cargo runs on parallel threads) never
+/// meet that service in a state they did not ask for. Test binaries run one
+/// after another, so this serialises all such tests.
+pub fn exclusive_stack() -> std::sync::MutexGuard<'static, ()> {
+    static STACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    STACK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
