@@ -1,0 +1,98 @@
+//! The broker stops answering (frozen: connections stay open and nothing
+//! replies, as when packets are dropped) while rows arrive in MySQL: the
+//! producer neither hangs silently nor drops records. It logs the stall, and
+//! once the broker answers again the topic holds every row exactly once.
+//!
+//! This freezes the shared stack's broker, so it lives alone in its own test
+//! binary (cargo runs test binaries one at a time).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio_util::sync::CancellationToken;
+use weather_generator::{GeneratorOptions, Limit};
+
+/// Resumes the frozen broker when dropped, even if the test fails.
+struct Resume(&'static str);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(local_stack::stack_script())
+            .args(["resume-service", self.0])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_that_stops_answering_holds_the_records_until_it_answers() {
+    let (url, database) = database_with_rows(1000).await;
+    let topic = local_stack::unique_name("producer-broker-hang");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("producer.log");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut child = producer_command(&topic, &url, &log).spawn().unwrap();
+    let guard = scopeguard_kill(&mut child);
+    assert_eq!(
+        wait_for_messages(&topic, 4, 1000, Duration::from_secs(60))
+            .await
+            .len(),
+        1000
+    );
+
+    assert!(std::process::Command::new(local_stack::stack_script())
+        .args(["pause-service", "kafka-1"])
+        .status()
+        .unwrap()
+        .success());
+    let resume = Resume("kafka-1");
+    let frozen = Instant::now();
+    let more = GeneratorOptions {
+        delay: Duration::ZERO,
+        limit: Limit::Rows(1000),
+        bulk: true,
+        bulk_rows: 500,
+        resume: true,
+    };
+    weather_generator::run(&database, &more, &CancellationToken::new())
+        .await
+        .expect("add rows");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !read_log().contains("no record acknowledged for") {
+        assert!(Instant::now() < deadline, "no stall line:\n{}", read_log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("stall logged {:?} after the broker froze", frozen.elapsed());
+    drop(resume);
+    let resumed = Instant::now();
+
+    let found = wait_for_messages(&topic, 4, 2000, Duration::from_secs(120)).await;
+    eprintln!("all rows delivered {:?} after the broker resumed", resumed.elapsed());
+    drop(guard);
+    let mut by_row: BTreeMap<i64, usize> = BTreeMap::new();
+    for message in &found {
+        *by_row.entry(message.row_id).or_default() += 1;
+    }
+    let duplicates: Vec<_> = by_row.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicates.is_empty(), "rows sent twice: {duplicates:?}");
+    let ids: Vec<i64> = by_row.keys().copied().collect();
+    assert_eq!(ids, (1..=2000).collect::<Vec<_>>(), "rows missing");
+    assert!(read_log().contains("the brokers acknowledge records again"), "{}", read_log());
+}
+
+/// Terminates the producer cleanly when dropped (and checks its exit).
+fn scopeguard_kill(child: &mut std::process::Child) -> impl Drop + '_ {
+    struct Stop<'a>(&'a mut std::process::Child);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let _ = local_stack::wait_for_exit(self.0, Duration::from_secs(60));
+            let _ = self.0.kill();
+        }
+    }
+    Stop(child)
+}
