@@ -4,17 +4,23 @@
 //! written again; a checkpoint never moves before its file is complete; the
 //! committed output equals the topic, record for record.
 //!
-//! This kills one of the shared stack's DataNodes, so it lives alone in its
-//! own test binary (cargo runs test binaries one at a time).
+//! Then the same with a single DataNode (an HDFS of the test's own, so
+//! replication 1): its death fails the upload outright, and the consumer
+//! retries until it is back.
+//!
+//! The first kills one of the shared stack's DataNodes, so both hold
+//! `exclusive_stack` (the second is too heavy to run beside it on 2 cores).
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_datanode_killed_mid_upload_leaves_every_record_committed_once() {
+    let _stack = exclusive_stack();
     const ROWS: u64 = 4_000;
     let topic = unique("datanode-killed");
     let producing = produce(&topic, ROWS, Duration::from_millis(2)).await;
@@ -74,4 +80,102 @@ async fn a_datanode_killed_mid_upload_leaves_every_record_committed_once() {
             "partition {p}"
         );
     }
+}
+
+/// An HDFS of the test's own (a NameNode and one DataNode, so replication 1)
+/// in a state directory of its own; stopped and deleted when dropped.
+struct PrivateHdfs {
+    dir: tempfile::TempDir,
+    ports: Vec<(&'static str, u16)>,
+}
+
+impl PrivateHdfs {
+    fn start() -> Self {
+        let first = local_stack::free_ports(5);
+        let names = [
+            "P7_HDFS_PORT",
+            "P7_HDFS_NAMENODE_HTTP_PORT",
+            "P7_HDFS_DATANODE_PORT",
+            "P7_HDFS_DATANODE_IPC_PORT",
+            "P7_HDFS_DATANODE_HTTP_PORT",
+        ];
+        let hdfs = PrivateHdfs {
+            dir: tempfile::tempdir().unwrap(),
+            ports: names.into_iter().zip(first..).collect(),
+        };
+        hdfs.stack(&["start-service", "hdfs"]);
+        hdfs
+    }
+
+    fn url(&self) -> String {
+        format!("hdfs://127.0.0.1:{}", self.ports[0].1)
+    }
+
+    fn stack(&self, args: &[&str]) {
+        let mut command = Command::new(local_stack::stack_script());
+        command
+            .args(args)
+            .env("P7_STACK_DIR", self.dir.path().join("stack"))
+            .env("P7_HDFS_DATANODES", "1");
+        for (name, port) in &self.ports {
+            command.env(name, port.to_string());
+        }
+        let status = command.status().expect("run scripts/stack");
+        assert!(status.success(), "scripts/stack {args:?} failed");
+    }
+}
+
+impl Drop for PrivateHdfs {
+    fn drop(&mut self) {
+        self.stack(&["down", "--purge"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_only_datanode_killed_mid_upload_fails_the_upload_until_it_is_back() {
+    let _stack = exclusive_stack();
+    let hdfs = PrivateHdfs::start();
+    let topic = unique("datanode-alone");
+    create_topic(&topic, 1).await;
+    send(&topic, 1, &readings(0, 200)).await;
+    let mut output = Output::new(true);
+    output.store_location = format!("{}/{}", hdfs.url(), unique("one-datanode"));
+    let mut command = consumer_command(&topic, &output, &[0]);
+    command.args(["--batch-records", "10"]);
+    let mut consumer = Running(vec![command.spawn().unwrap()]);
+    wait_until(
+        "a first batch",
+        Duration::from_secs(60),
+        || block_on(output.committed_offset(0)) > 0,
+        || output.log(),
+    );
+
+    hdfs.stack(&["stop-service", "datanode-1", "--kill"]);
+    let killed_at = Instant::now();
+    send(&topic, 1, &readings(200, 100)).await;
+    wait_until(
+        "a failed upload",
+        Duration::from_secs(60),
+        || output.log().contains("cannot write the batch file; retrying"),
+        || output.log(),
+    );
+    let stuck_at = output.committed_offset(0).await;
+    assert!(stuck_at < 300, "everything committed without a DataNode");
+    hdfs.stack(&["start-service", "datanode-1"]);
+    let back_at = Instant::now();
+    output
+        .wait_for_offset(0, 300, Duration::from_secs(180))
+        .await;
+    eprintln!(
+        "the only DataNode killed; uploads failed until it was back {:.1} s later; caught up {:.1} s after that",
+        (back_at - killed_at).as_secs_f64(),
+        back_at.elapsed().as_secs_f64()
+    );
+    terminate(&mut consumer.0[0], &output);
+    assert_eq!(output.committed(0).await, topic_records(&topic, 0));
+}
+
+/// Runs a future to completion on the current runtime from a sync closure.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
