@@ -171,7 +171,7 @@ async fn every_sink_rides_out_a_killed_partition_leader_without_a_duplicate() {
         all_logs,
     );
     eprintln!(
-        "node {leader} killed; every sink at the end {:.1} s later",
+        "measured: node {leader} killed; every sink at the end {:.1} s later",
         killed_at.elapsed().as_secs_f64()
     );
     cluster.start_node(leader);

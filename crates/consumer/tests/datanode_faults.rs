@@ -66,7 +66,7 @@ async fn a_datanode_killed_mid_upload_leaves_every_record_committed_once() {
             .await;
     }
     eprintln!(
-        "datanode-2 killed; every partition committed to its end {:.1} s later",
+        "measured: datanode-2 killed; every partition committed to its end {:.1} s later",
         killed_at.elapsed().as_secs_f64()
     );
     drop(restart);
@@ -167,7 +167,7 @@ async fn the_only_datanode_killed_mid_upload_fails_the_upload_until_it_is_back()
         .wait_for_offset(0, 300, Duration::from_secs(180))
         .await;
     eprintln!(
-        "the only DataNode killed; uploads failed until it was back {:.1} s later; caught up {:.1} s after that",
+        "measured: the only DataNode killed; uploads failed until it was back {:.1} s later; caught up {:.1} s after that",
         (back_at - killed_at).as_secs_f64(),
         back_at.elapsed().as_secs_f64()
     );

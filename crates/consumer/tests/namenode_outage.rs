@@ -74,7 +74,7 @@ async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers(
         || output.log().contains("no answer within 3s"),
         || output.log(),
     );
-    eprintln!("stall logged {:?} after the NameNode froze", paused.elapsed());
+    eprintln!("measured: stall logged {:.1} s after the NameNode froze", paused.elapsed().as_secs_f64());
     assert!(
         output.log().contains("cannot write the batch file; retrying"),
         "{}",
@@ -92,7 +92,7 @@ async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers(
     output
         .wait_for_offset(0, 100, Duration::from_secs(120))
         .await;
-    eprintln!("caught up {:?} after the NameNode resumed", resumed.elapsed());
+    eprintln!("measured: caught up {:.1} s after the NameNode resumed", resumed.elapsed().as_secs_f64());
     terminate(&mut child.0[0], &output);
     assert_eq!(output.committed(0).await, topic_records(&topic, 0));
 }

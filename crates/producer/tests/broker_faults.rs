@@ -124,7 +124,7 @@ async fn the_producer_rides_out_a_killed_leader_and_waits_out_a_lost_quorum() {
     );
     let text = finish(producer, &log, ROWS);
     eprintln!(
-        "case 1: node {leader} killed with {before} of {ROWS} records in; the producer finished {:.1} s later",
+        "measured: node {leader} killed with {before} of {ROWS} records in; the producer finished {:.1} s later",
         killed_at.elapsed().as_secs_f64()
     );
     assert!(
@@ -212,7 +212,7 @@ async fn the_producer_rides_out_a_killed_leader_and_waits_out_a_lost_quorum() {
     terminate(&mut producer.0, &log);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     eprintln!(
-        "case 3: nodes {downed:?} down; the producer said so after {:.1} s; nodes back after {:.1} s; all delivered {:.1} s after that",
+        "measured: nodes {downed:?} down; the producer said so after {:.1} s; nodes back after {:.1} s; all delivered {:.1} s after that",
         said_after.as_secs_f64(),
         back_at.duration_since(down_at).as_secs_f64(),
         delivered_after.as_secs_f64()
