@@ -131,3 +131,26 @@ async fn a_consumer_started_while_hdfs_is_in_safe_mode_waits_then_proceeds() {
     terminate(&mut child.0[0], &output);
     assert_eq!(output.committed(0).await, topic_records(&topic, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namenode_restarted_while_four_consumers_upload_leaves_every_record_once() {
+    let _stack = exclusive_stack();
+    const ROWS: u64 = 4_000;
+    let topic = unique("namenode-restart");
+    let (producing, output, mut consumers) = course_form_under_way(&topic, ROWS).await;
+    stack(&["stop-service", "namenode"]);
+    let restart = scopeguard(|| stack(&["start-service", "namenode"]));
+    let stopped_at = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(restart);
+    let back_at = std::time::Instant::now();
+    producing.await.unwrap();
+
+    wait_for_the_ends(&topic, ROWS, &output).await;
+    eprintln!(
+        "measured: NameNode down {:.1} s (stop to ready); every partition at its end {:.1} s after it was back",
+        (back_at - stopped_at).as_secs_f64(),
+        back_at.elapsed().as_secs_f64()
+    );
+    stop_and_compare(&topic, &output, &mut consumers).await;
+}

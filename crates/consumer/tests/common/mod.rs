@@ -396,3 +396,70 @@ pub fn exclusive_stack() -> std::sync::MutexGuard<'static, ()> {
     static STACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     STACK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// The course form under way on HDFS: the producer streaming `rows` rows into
+/// a fresh 4-partition `topic`, and `consumer 0` … `consumer 3` (default
+/// flags) each with something committed already.
+pub async fn course_form_under_way(
+    topic: &str,
+    rows: u64,
+) -> (tokio::task::JoinHandle<()>, Output, Running) {
+    let producing = produce(topic, rows, Duration::from_millis(2)).await;
+    let output = Output::new(true);
+    let ends_so_far = || -> i64 {
+        topic::end_offsets(&settings(), topic, Duration::from_secs(2))
+            .map_or(0, |ends| ends.iter().sum())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ends_so_far() == 0 {
+        assert!(Instant::now() < deadline, "no record in {topic} after 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let consumers = Running(
+        (0..4)
+            .map(|p| consumer_command(topic, &output, &[p]).spawn().unwrap())
+            .collect(),
+    );
+    // Uploads are under way once every partition has committed something.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for p in 0..4 {
+        while output.committed_offset(p).await == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "partition {p} committed nothing in 60 s:\n{}",
+                output.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    (producing, output, consumers)
+}
+
+/// Waits until every partition of `topic` (holding `rows` records in all)
+/// is committed to its end.
+pub async fn wait_for_the_ends(topic: &str, rows: u64, output: &Output) {
+    let ends: Vec<i64> = (0..4)
+        .map(|p| topic_records(topic, p).len() as i64)
+        .collect();
+    assert_eq!(ends.iter().sum::<i64>(), rows as i64);
+    for (p, end) in ends.iter().enumerate() {
+        output
+            .wait_for_offset(p as i32, *end, Duration::from_secs(180))
+            .await;
+    }
+}
+
+/// Stops the consumers cleanly and checks every partition's committed
+/// output equals the topic, record for record.
+pub async fn stop_and_compare(topic: &str, output: &Output, consumers: &mut Running) {
+    for child in &mut consumers.0 {
+        terminate(child, output);
+    }
+    for p in 0..4 {
+        assert_eq!(
+            output.committed(p).await,
+            topic_records(topic, p),
+            "partition {p}"
+        );
+    }
+}
