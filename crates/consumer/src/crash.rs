@@ -2,9 +2,11 @@
 //!
 //! `P7_CRASH_POINT=<point>[@<n>]` makes the process abort (no cleanup, like a
 //! SIGKILL) when the n-th batch commit of the process (default 1) reaches
-//! `<point>`: `after-temp-file`, `after-rename` or `during-checkpoint` (the
-//! latter leaves a half-written checkpoint temp file behind) for Parquet
-//! batches; `mid-append` (half of the batch's files appended to, the last one
+//! `<point>`: `after-temp-file` (the batch's temp file written, not
+//! renamed), `after-uploads` (the same, once every later batch being
+//! uploaded has its temp file written too), `after-rename` or
+//! `during-checkpoint` (which leaves a half-written checkpoint temp file
+//! behind) for Parquet batches, counted in the order they are committed; `mid-append` (half of the batch's files appended to, the last one
 //! cut mid-line) or `before-checkpoint` (all appended) for the JSON Lines
 //! archive. Unset, every check is a cheap no-op.
 
@@ -16,6 +18,7 @@ pub const ENV: &str = "P7_CRASH_POINT";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
     AfterTempFile,
+    AfterUploads,
     AfterRename,
     DuringCheckpoint,
     MidAppend,
@@ -26,6 +29,7 @@ impl CrashPoint {
     fn parse(name: &str) -> Option<Self> {
         match name {
             "after-temp-file" => Some(Self::AfterTempFile),
+            "after-uploads" => Some(Self::AfterUploads),
             "after-rename" => Some(Self::AfterRename),
             "during-checkpoint" => Some(Self::DuringCheckpoint),
             "mid-append" => Some(Self::MidAppend),

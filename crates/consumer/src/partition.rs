@@ -1,6 +1,7 @@
 //! One partition's loop: resume where the sink's committed state says, collect
 //! a batch, have the sink commit it together with the next offset, repeat.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use topic::{KafkaSettings, QuietEnd};
 type PartitionConsumer = StreamConsumer<QuietEnd>;
 type PartitionQueue = StreamPartitionQueue<QuietEnd>;
 
-use crate::sink::Sink;
+use crate::sink::{Committed, Sink};
 use crate::{ConsumerOptions, Error, Latencies, Result, StartAt};
 
 /// What one partition did during a run.
@@ -35,6 +36,15 @@ pub struct PartitionSummary {
     pub latencies: Latencies,
     /// When the last batch of the run was committed.
     pub last_commit: Option<Instant>,
+}
+
+/// What `next_batch` found.
+enum Next {
+    Batch(Batch),
+    /// The oldest batch file being written is written: commit it.
+    UploadEnded,
+    /// Shutdown, or idle under `--exit-when-idle`.
+    Stop,
 }
 
 /// A batch as read from the partition.
@@ -326,40 +336,58 @@ async fn consume_partition(
     };
     let mut position = skip_below;
     let mut last_lag_report: Option<Instant> = None;
-    while let Some(batch) = next_batch(
-        &queue,
-        options,
-        partition,
-        skip_below,
-        &mut position,
-        &mut sink,
-        shutdown,
-    )
-    .await?
-    {
-        if !sink.commit(batch.next_offset, shutdown).await? {
+    // Batches handed to the sink and not yet committed, oldest first.
+    let mut handed: VecDeque<Batch> = VecDeque::new();
+    let mut report = |committed: Committed, handed: &mut VecDeque<Batch>| {
+        for batch in handed.drain(..committed.batches) {
+            summary.batches += 1;
+            summary.last_commit = Some(Instant::now());
+            summary.records += batch.records;
+            summary.skipped += batch.skipped;
+            let committed_at = now_millis();
+            for produced in &batch.produced_at {
+                summary.latencies.record(committed_at - produced);
+            }
+            tracing::debug!(
+                partition,
+                records = batch.records,
+                offset = batch.next_offset,
+                "batch committed"
+            );
+            report_position(&consumer, &options.topic, partition, batch.next_offset);
+            if last_lag_report.is_none_or(|at| at.elapsed() >= LAG_REPORT_EVERY) {
+                report_lag(&consumer, &options.topic, partition, batch.next_offset);
+                last_lag_report = Some(Instant::now());
+            }
+        }
+        committed.interrupted
+    };
+    loop {
+        let next = next_batch(
+            &queue,
+            options,
+            partition,
+            skip_below,
+            &mut position,
+            &mut sink,
+            shutdown,
+        )
+        .await?;
+        let committed = match next {
+            Next::Batch(batch) => {
+                let next_offset = batch.next_offset;
+                handed.push_back(batch);
+                sink.commit(next_offset, shutdown).await?
+            }
+            Next::UploadEnded => sink.settle(shutdown).await?,
+            Next::Stop => break,
+        };
+        if report(committed, &mut handed) {
             break;
         }
-        summary.batches += 1;
-        summary.last_commit = Some(Instant::now());
-        summary.records += batch.records;
-        summary.skipped += batch.skipped;
-        let committed_at = now_millis();
-        for produced in &batch.produced_at {
-            summary.latencies.record(committed_at - produced);
-        }
-        tracing::debug!(
-            partition,
-            records = batch.records,
-            offset = batch.next_offset,
-            "batch committed"
-        );
-        report_position(&consumer, &options.topic, partition, batch.next_offset);
-        if last_lag_report.is_none_or(|at| at.elapsed() >= LAG_REPORT_EVERY) {
-            report_lag(&consumer, &options.topic, partition, batch.next_offset);
-            last_lag_report = Some(Instant::now());
-        }
     }
+    let committed = sink.finish(shutdown).await?;
+    report(committed, &mut handed);
     summary.state = sink.describe();
     tracing::info!(
         partition,
@@ -419,7 +447,9 @@ pub(crate) async fn wait_for_topic<X: rdkafka::consumer::ConsumerContext, C: Con
 /// Collects the next batch: waits for a first message, then takes what is
 /// available (or arrives within `max_wait`) up to `max_records`; when draining
 /// (`--exit-when-idle`) it also ends at the end of the partition, since nothing
-/// more is expected. `None` on shutdown.
+/// more is expected. Waiting for a batch's first record, it returns early
+/// when a batch file being written is written, so that batch is committed
+/// without waiting for more records.
 async fn next_batch(
     queue: &PartitionQueue,
     options: &ConsumerOptions,
@@ -428,7 +458,7 @@ async fn next_batch(
     position: &mut i64,
     sink: &mut Sink,
     shutdown: &CancellationToken,
-) -> Result<Option<Batch>> {
+) -> Result<Next> {
     let mut batch = Batch {
         records: 0,
         produced_at: Vec::new(),
@@ -467,12 +497,13 @@ async fn next_batch(
                     let idle = options.exit_when_idle.unwrap_or(Duration::MAX);
                     tokio::select! {
                         biased;
-                        () = shutdown.cancelled() => return Ok(None),
+                        () = shutdown.cancelled() => return Ok(Next::Stop),
+                        () = sink.upload_ended() => return Ok(Next::UploadEnded),
                         message = tokio::time::timeout(idle, queue.recv()) => match message {
                             Ok(message) => message,
                             Err(_) => {
                                 tracing::info!(partition, "no new records; stopping as asked (--exit-when-idle)");
-                                return Ok(None);
+                                return Ok(Next::Stop);
                             }
                         },
                     }
@@ -549,7 +580,7 @@ async fn next_batch(
             deadline = Some(tokio::time::Instant::now() + options.batch.max_wait);
         }
     }
-    Ok(Some(batch))
+    Ok(Next::Batch(batch))
 }
 
 /// The output of `future` if it is ready at once, without waiting or waking.

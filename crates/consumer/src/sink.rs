@@ -2,6 +2,8 @@
 //! the offset to resume from: Parquet batch files plus a checkpoint, the
 //! running per-station stats file, or the JSON Lines archive.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use batch_store::batch_file::{BatchBuilder, BatchFile, DATA_DIR};
 use batch_store::{Checkpoint, CheckpointDir, Store, TMP_SUFFIX};
 use bytes::Bytes;
 use report::Report;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::crash::{self, CrashPoint};
@@ -27,10 +30,47 @@ pub(crate) struct ParquetSink {
     store: Store,
     checkpoints: CheckpointDir,
     partition: i32,
+    /// What the checkpoint on disk says: the last batch committed.
     checkpoint: Option<Checkpoint>,
     rows: BatchBuilder,
+    /// Batches whose files are being written, oldest first; each is renamed
+    /// into place and checkpointed strictly in this order (see `finish_oldest`).
+    uploads: VecDeque<Upload>,
+    max_uploads: usize,
+    /// Woken whenever an upload ends.
+    upload_ended: Arc<Notify>,
     _lock: OutputLock,
 }
+
+/// A batch handed over for commit whose temp file is being written.
+struct Upload {
+    file: BatchFile,
+    checkpoint: Checkpoint,
+    bytes: Bytes,
+    /// `false`: shutdown interrupted the write's retries.
+    written: tokio::task::JoinHandle<bool>,
+    /// Set once `written` has ended.
+    done: Arc<AtomicBool>,
+}
+
+/// What a call that commits did: how many batches became durable (in the
+/// order they were handed over), and whether shutdown interrupted a commit.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Committed {
+    pub batches: usize,
+    pub interrupted: bool,
+}
+
+/// Batch files of one partition being written at once: a file's close waits
+/// for the NameNode, so uploads overlap while renames and checkpoints stay in
+/// batch order. Bounded in count, and for large batches in records
+/// (`MAX_RECORDS_IN_FLIGHT`), since each holds its encoded file in memory.
+pub(crate) fn max_uploads(max_records: usize) -> usize {
+    (MAX_RECORDS_IN_FLIGHT / max_records.max(1)).clamp(1, MAX_UPLOADS)
+}
+
+const MAX_UPLOADS: usize = 8;
+const MAX_RECORDS_IN_FLIGHT: usize = 2_000_000;
 
 pub(crate) struct StatsSink {
     dir: CheckpointDir,
@@ -68,6 +108,9 @@ impl Sink {
                     partition,
                     checkpoint,
                     rows: BatchBuilder::default(),
+                    uploads: VecDeque::new(),
+                    max_uploads: max_uploads(options.batch.max_records),
+                    upload_ended: Arc::new(Notify::new()),
                     _lock: lock,
                 })))
             }
@@ -140,34 +183,39 @@ impl Sink {
         }
     }
 
-    /// Makes everything added since the last commit durable together with
-    /// `next_offset`. `false`: shutdown interrupted it and nothing moved.
+    /// Hands everything added since the last commit over to become durable
+    /// together with `next_offset`. The Parquet sink writes the batch file in
+    /// the background and commits older batches whose files are written,
+    /// waiting only while `max_uploads` are under way; the other sinks commit
+    /// at once.
     pub(crate) async fn commit(
         &mut self,
         next_offset: i64,
         shutdown: &CancellationToken,
-    ) -> Result<bool> {
+    ) -> Result<Committed> {
         match self {
             Sink::Parquet(sink) => {
-                let batch_id = sink.checkpoint.map_or(0, |cp| cp.batch_id + 1);
+                let batch_id = sink
+                    .uploads
+                    .back()
+                    .map(|upload| upload.checkpoint.batch_id + 1)
+                    .or_else(|| sink.checkpoint.map(|cp| cp.batch_id + 1))
+                    .unwrap_or(0);
                 let checkpoint = Checkpoint {
                     batch_id,
                     offset: next_offset,
                 };
                 let bytes = sink.rows.finish()?;
-                let done = commit(
-                    &sink.store,
-                    &sink.checkpoints,
-                    sink.partition,
-                    &checkpoint,
-                    bytes,
-                    shutdown,
-                )
-                .await?;
-                if done {
-                    sink.checkpoint = Some(checkpoint);
+                sink.start_upload(checkpoint, bytes, shutdown);
+                let mut committed = sink.settle(shutdown).await?;
+                while !committed.interrupted && sink.uploads.len() > sink.max_uploads {
+                    if sink.finish_oldest(shutdown).await? {
+                        committed.batches += 1;
+                    } else {
+                        committed.interrupted = true;
+                    }
                 }
-                Ok(done)
+                Ok(committed)
             }
             Sink::Stats(sink) => {
                 let state = sink.state.get_or_insert_with(PartitionStats::default);
@@ -177,10 +225,14 @@ impl Sink {
                 // As with a checkpoint: the replace is atomic, so the old file
                 // stays whole while a full disk refuses the new one.
                 let store = sink.dir.store();
-                Ok(retry(sink.partition, None, "save the stats", shutdown, |_| {
+                let saved = retry(sink.partition, None, "save the stats", shutdown, |_| {
                     store.put_atomic(&name, bytes.clone())
                 })
-                .await)
+                .await;
+                Ok(Committed {
+                    batches: usize::from(saved),
+                    interrupted: !saved,
+                })
             }
             Sink::JsonLines(sink) => {
                 let lines = std::mem::take(&mut sink.lines);
@@ -188,7 +240,57 @@ impl Sink {
                     .commit(&sink.topic, sink.partition, next_offset, lines)
                     .await?;
                 sink.resume = Some(next_offset);
-                Ok(true)
+                Ok(Committed {
+                    batches: 1,
+                    interrupted: false,
+                })
+            }
+        }
+    }
+
+    /// Commits the batches whose files are written, oldest first, up to the
+    /// first that is still being written.
+    pub(crate) async fn settle(&mut self, shutdown: &CancellationToken) -> Result<Committed> {
+        match self {
+            Sink::Parquet(sink) => sink.settle(shutdown).await,
+            _ => Ok(Committed::default()),
+        }
+    }
+
+    /// Commits every batch handed over, waiting for their files.
+    pub(crate) async fn finish(&mut self, shutdown: &CancellationToken) -> Result<Committed> {
+        let mut committed = Committed::default();
+        if let Sink::Parquet(sink) = self {
+            while !sink.uploads.is_empty() {
+                if !sink.finish_oldest(shutdown).await? {
+                    committed.interrupted = true;
+                    break;
+                }
+                committed.batches += 1;
+            }
+        }
+        Ok(committed)
+    }
+
+    /// Resolves once the oldest batch file being written is written (never,
+    /// if none is), so a partition waiting for records can commit it. Owns
+    /// what it waits on, so the sink stays free while it waits.
+    pub(crate) fn upload_ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let oldest = match self {
+            Sink::Parquet(sink) => sink
+                .uploads
+                .front()
+                .map(|upload| (Arc::clone(&upload.done), Arc::clone(&sink.upload_ended))),
+            _ => None,
+        };
+        async move {
+            let Some((done, ended)) = oldest else {
+                return std::future::pending().await;
+            };
+            // `notify_one` leaves a permit when nobody waits, so an upload
+            // that ends between the check and the wait is not missed.
+            while !done.load(Ordering::Acquire) {
+                ended.notified().await;
             }
         }
     }
@@ -227,7 +329,10 @@ async fn remove_leftovers(store: &Store, partition: i32) {
             return;
         }
     };
-    for name in names.iter().filter(|name| BatchFile::is_tmp_of(partition, name)) {
+    for name in names
+        .iter()
+        .filter(|name| BatchFile::is_tmp_of(partition, name))
+    {
         match store.delete(&batch_store::join(DATA_DIR, name)).await {
             Ok(_) => {
                 tracing::info!(partition, file = %name, "removed a temp file left by an earlier run")
@@ -239,53 +344,134 @@ async fn remove_leftovers(store: &Store, partition: i32) {
     }
 }
 
-/// Makes one encoded batch durable, then the checkpoint naming it. Store failures
-/// are retried with backoff (the checkpoint never moves before the file is in
-/// place); returns `false` if shutdown interrupted the retries, leaving the
-/// batch uncommitted, which is safe: it is read again on the next start.
-async fn commit(
-    store: &Store,
-    checkpoints: &CheckpointDir,
-    partition: i32,
-    checkpoint: &Checkpoint,
-    bytes: Bytes,
-    shutdown: &CancellationToken,
-) -> Result<bool> {
-    crash::begin_commit();
-    let file = BatchFile::new(partition, checkpoint.batch_id);
-    let written = retry(
-        partition,
-        Some(checkpoint.batch_id),
-        "write the batch file",
-        shutdown,
-        |attempt| write_batch_file(store, &file, bytes.clone(), attempt > 1),
-    )
-    .await;
-    if !written {
-        return Ok(false);
+impl ParquetSink {
+    /// Starts writing the batch's temp file in the background, retried with
+    /// backoff until it is written or shutdown comes.
+    fn start_upload(&mut self, checkpoint: Checkpoint, bytes: Bytes, shutdown: &CancellationToken) {
+        let file = BatchFile::new(self.partition, checkpoint.batch_id);
+        let (store, partition, shutdown) = (self.store.clone(), self.partition, shutdown.clone());
+        let (tmp, data, ended) = (
+            file.tmp_path(),
+            bytes.clone(),
+            Arc::clone(&self.upload_ended),
+        );
+        let done = Arc::new(AtomicBool::new(false));
+        let done_flag = Arc::clone(&done);
+        let written = tokio::spawn(async move {
+            let written = retry(
+                partition,
+                Some(checkpoint.batch_id),
+                "write the batch file",
+                &shutdown,
+                |attempt| write_temp_file(&store, &tmp, data.clone(), attempt > 1),
+            )
+            .await;
+            done_flag.store(true, Ordering::Release);
+            ended.notify_one();
+            written
+        });
+        self.uploads.push_back(Upload {
+            file,
+            checkpoint,
+            bytes,
+            written,
+            done,
+        });
     }
 
-    if crash::armed(CrashPoint::DuringCheckpoint) {
-        let encoded = CheckpointDir::encode(checkpoint);
-        let tmp = format!("{}{TMP_SUFFIX}", CheckpointDir::file_name(partition));
-        checkpoints
-            .store()
-            .write_new(&tmp, encoded.slice(..encoded.len() / 2))
-            .await?;
-        crash::abort(CrashPoint::DuringCheckpoint);
+    async fn settle(&mut self, shutdown: &CancellationToken) -> Result<Committed> {
+        let mut committed = Committed::default();
+        while self
+            .uploads
+            .front()
+            .is_some_and(|upload| upload.written.is_finished())
+        {
+            if !self.finish_oldest(shutdown).await? {
+                committed.interrupted = true;
+                break;
+            }
+            committed.batches += 1;
+        }
+        Ok(committed)
     }
-    // A full or failing disk where the checkpoints live: the previous
-    // checkpoint stays as it was (the save is atomic), so retrying until
-    // there is room again is safe, and stopping instead is too.
-    let saved = retry(
-        partition,
-        Some(checkpoint.batch_id),
-        "save the checkpoint",
-        shutdown,
-        |_| checkpoints.save(partition, checkpoint),
-    )
-    .await;
-    Ok(saved)
+
+    /// Commits the oldest batch handed over once its temp file is written:
+    /// rename into place, then the checkpoint naming it, each retried with
+    /// backoff (the checkpoint never moves before the file is in place).
+    /// `false` if shutdown interrupted it, leaving it (and every later
+    /// batch) uncommitted, which is safe: they are read again on the next
+    /// start, and their temp files removed.
+    async fn finish_oldest(&mut self, shutdown: &CancellationToken) -> Result<bool> {
+        let Some(upload) = self.uploads.front_mut() else {
+            return Ok(true);
+        };
+        let written = (&mut upload.written)
+            .await
+            .map_err(|join| crate::Error::Task {
+                partition: self.partition,
+                message: join.to_string(),
+            })?;
+        let upload = self.uploads.pop_front().expect("looked at above");
+        if !written {
+            return Ok(false);
+        }
+        crash::begin_commit();
+        if crash::armed(CrashPoint::AfterUploads) {
+            for later in &mut self.uploads {
+                let _ = (&mut later.written).await;
+            }
+            crash::abort(CrashPoint::AfterUploads);
+        }
+        crash::point(CrashPoint::AfterTempFile);
+        let (store, partition, file, bytes) =
+            (&self.store, self.partition, upload.file, &upload.bytes);
+        let renamed = retry(
+            partition,
+            Some(file.batch),
+            "move the batch file into place",
+            shutdown,
+            // A rename that failed may have left the temp file anywhere from
+            // intact to gone: the retry writes it again first.
+            |attempt| async move {
+                if attempt > 1 {
+                    write_temp_file(store, &file.tmp_path(), bytes.clone(), true).await?;
+                }
+                store.rename_over(&file.tmp_path(), &file.path()).await
+            },
+        )
+        .await;
+        if !renamed {
+            return Ok(false);
+        }
+        crash::point(CrashPoint::AfterRename);
+
+        let checkpoint = upload.checkpoint;
+        if crash::armed(CrashPoint::DuringCheckpoint) {
+            let encoded = CheckpointDir::encode(&checkpoint);
+            let tmp = format!("{}{TMP_SUFFIX}", CheckpointDir::file_name(partition));
+            self.checkpoints
+                .store()
+                .write_new(&tmp, encoded.slice(..encoded.len() / 2))
+                .await?;
+            crash::abort(CrashPoint::DuringCheckpoint);
+        }
+        // A full or failing disk where the checkpoints live: the previous
+        // checkpoint stays as it was (the save is atomic), so retrying until
+        // there is room again is safe, and stopping instead is too.
+        let checkpoints = &self.checkpoints;
+        let saved = retry(
+            partition,
+            Some(checkpoint.batch_id),
+            "save the checkpoint",
+            shutdown,
+            |_| checkpoints.save(partition, &checkpoint),
+        )
+        .await;
+        if saved {
+            self.checkpoint = Some(checkpoint);
+        }
+        Ok(saved)
+    }
 }
 
 /// Runs `step` until it succeeds, with backoff from 200 ms to 5 s and a line
@@ -318,21 +504,16 @@ where
     true
 }
 
-async fn write_batch_file(
+async fn write_temp_file(
     store: &Store,
-    file: &BatchFile,
+    tmp: &str,
     bytes: Bytes,
     retrying: bool,
 ) -> batch_store::Result<()> {
-    let tmp = file.tmp_path();
     if retrying {
         // A failed write may still hold the HDFS lease on the temp file;
         // deleting it lets the new write start clean.
-        let _ = store.delete(&tmp).await;
+        let _ = store.delete(tmp).await;
     }
-    store.write_new(&tmp, bytes).await?;
-    crash::point(CrashPoint::AfterTempFile);
-    store.rename_over(&tmp, &file.path()).await?;
-    crash::point(CrashPoint::AfterRename);
-    Ok(())
+    store.write_new(tmp, bytes).await
 }

@@ -38,8 +38,14 @@ async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
         },
         || output.log(),
     );
-    eprintln!("measured: silence reported {:.1} s after the broker froze", paused.elapsed().as_secs_f64());
-    assert!(child.0[0].try_wait().unwrap().is_none(), "the consumer died");
+    eprintln!(
+        "measured: silence reported {:.1} s after the broker froze",
+        paused.elapsed().as_secs_f64()
+    );
+    assert!(
+        child.0[0].try_wait().unwrap().is_none(),
+        "the consumer died"
+    );
     drop(resume);
     let resumed = Instant::now();
 
@@ -47,7 +53,10 @@ async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
     output
         .wait_for_offset(0, 100, Duration::from_secs(120))
         .await;
-    eprintln!("measured: caught up {:.1} s after the broker resumed", resumed.elapsed().as_secs_f64());
+    eprintln!(
+        "measured: caught up {:.1} s after the broker resumed",
+        resumed.elapsed().as_secs_f64()
+    );
     terminate(&mut child.0[0], &output);
     assert_eq!(output.committed(0).await, topic_records(&topic, 0));
 }

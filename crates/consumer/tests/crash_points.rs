@@ -1,5 +1,6 @@
 //! Deterministic crashes at each step of a batch commit, on HDFS and on a
-//! local directory. Whatever step the process dies at, the restarted consumer
+//! local directory, including with several batches uploaded at once and
+//! none of them renamed yet. Whatever step the process dies at, the restarted consumer
 //! ends with committed batches holding every record of the partition exactly
 //! once, in offset order.
 
@@ -40,6 +41,19 @@ async fn crash_at(point: &str, on_hdfs: bool) {
     let files = output.store().list(DATA_DIR).await.unwrap();
     let leftover = match point {
         "after-temp-file" => files.contains(&"partition-0-batch-2.parquet.tmp".to_string()),
+        // Batch 2 and the later ones uploaded at the same time: written, none renamed.
+        "after-uploads" => {
+            let tmp: Vec<_> = files.iter().filter(|name| name.ends_with(".tmp")).collect();
+            let renamed_later = files.iter().any(|name| {
+                name.starts_with("partition-0-batch-")
+                    && !name.ends_with(".tmp")
+                    && !name.starts_with("partition-0-batch-0.")
+                    && !name.starts_with("partition-0-batch-1.")
+            });
+            files.contains(&"partition-0-batch-2.parquet.tmp".to_string())
+                && tmp.len() >= 2
+                && !renamed_later
+        }
         "after-rename" => files.contains(&"partition-0-batch-2.parquet".to_string()),
         _ => output.checkpoint_dir.join("partition-0.json.tmp").exists(),
     };
@@ -101,4 +115,14 @@ async fn local_crash_after_the_rename_before_the_checkpoint_neither_duplicates_n
 #[tokio::test(flavor = "multi_thread")]
 async fn local_crash_during_the_checkpoint_write_neither_duplicates_nor_loses() {
     crash_at("during-checkpoint", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hdfs_crash_with_several_batches_uploaded_none_renamed_neither_duplicates_nor_loses() {
+    crash_at("after-uploads", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_crash_with_several_batches_uploaded_none_renamed_neither_duplicates_nor_loses() {
+    crash_at("after-uploads", false).await;
 }

@@ -112,7 +112,11 @@ async fn the_only_datanode_killed_mid_upload_fails_the_upload_until_it_is_back()
     wait_until(
         "a failed upload",
         Duration::from_secs(60),
-        || output.log().contains("cannot write the batch file; retrying"),
+        || {
+            output
+                .log()
+                .contains("cannot write the batch file; retrying")
+        },
         || output.log(),
     );
     let stuck_at = output.committed_offset(0).await;

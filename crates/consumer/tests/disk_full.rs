@@ -127,7 +127,12 @@ async fn a_full_stats_disk_holds_the_save_until_space_is_freed() {
         .spawn()
         .unwrap()]);
     let offset = || stats::load(&output.checkpoint_dir, 0).map_or(0, |s| s.offset);
-    wait_until("offset 100", Duration::from_secs(60), || offset() == 100, || output.log());
+    wait_until(
+        "offset 100",
+        Duration::from_secs(60),
+        || offset() == 100,
+        || output.log(),
+    );
 
     let filler = output.checkpoint_dir.join("filler");
     fill(&filler);
@@ -139,10 +144,19 @@ async fn a_full_stats_disk_holds_the_save_until_space_is_freed() {
         "{log}"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(offset(), 100, "the stats moved without space, or were damaged");
+    assert_eq!(
+        offset(),
+        100,
+        "the stats moved without space, or were damaged"
+    );
 
     std::fs::remove_file(&filler).unwrap();
-    wait_until("offset 200", Duration::from_secs(60), || offset() == 200, || output.log());
+    wait_until(
+        "offset 200",
+        Duration::from_secs(60),
+        || offset() == 200,
+        || output.log(),
+    );
     terminate(&mut consumer.0[0], &output);
     let records = topic_records(&topic, 0);
     let got: std::collections::BTreeMap<_, _> = stats::load(&output.checkpoint_dir, 0)
@@ -185,7 +199,10 @@ async fn a_full_archive_disk_stops_the_collector_and_a_restart_finishes_exactly_
         .rfind(|l| l.starts_with("collector: "))
         .unwrap_or_else(|| panic!("no error line:\n{log}"));
     assert!(error.contains("No space left on device"), "{error}");
-    assert!(error.contains(".json"), "the line does not name the file: {error}");
+    assert!(
+        error.contains(".json"),
+        "the line does not name the file: {error}"
+    );
     assert_eq!(
         archive.offsets(&topic),
         ends(100),

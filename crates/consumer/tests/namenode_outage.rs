@@ -74,9 +74,14 @@ async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers(
         || output.log().contains("no answer within 3s"),
         || output.log(),
     );
-    eprintln!("measured: stall logged {:.1} s after the NameNode froze", paused.elapsed().as_secs_f64());
+    eprintln!(
+        "measured: stall logged {:.1} s after the NameNode froze",
+        paused.elapsed().as_secs_f64()
+    );
     assert!(
-        output.log().contains("cannot write the batch file; retrying"),
+        output
+            .log()
+            .contains("cannot write the batch file; retrying"),
         "{}",
         output.log()
     );
@@ -92,7 +97,10 @@ async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers(
     output
         .wait_for_offset(0, 100, Duration::from_secs(120))
         .await;
-    eprintln!("measured: caught up {:.1} s after the NameNode resumed", resumed.elapsed().as_secs_f64());
+    eprintln!(
+        "measured: caught up {:.1} s after the NameNode resumed",
+        resumed.elapsed().as_secs_f64()
+    );
     terminate(&mut child.0[0], &output);
     assert_eq!(output.committed(0).await, topic_records(&topic, 0));
 }
@@ -117,17 +125,24 @@ async fn a_consumer_started_while_hdfs_is_in_safe_mode_waits_then_proceeds() {
         || output.log(),
     );
     assert!(
-        output.log().contains("cannot write the batch file; retrying"),
+        output
+            .log()
+            .contains("cannot write the batch file; retrying"),
         "{}",
         output.log()
     );
-    assert_eq!(output.committed_offset(0).await, 0, "committed in safe mode");
-    assert!(child.0[0].try_wait().unwrap().is_none(), "the consumer gave up");
+    assert_eq!(
+        output.committed_offset(0).await,
+        0,
+        "committed in safe mode"
+    );
+    assert!(
+        child.0[0].try_wait().unwrap().is_none(),
+        "the consumer gave up"
+    );
     drop(leave);
 
-    output
-        .wait_for_offset(0, 50, Duration::from_secs(60))
-        .await;
+    output.wait_for_offset(0, 50, Duration::from_secs(60)).await;
     terminate(&mut child.0[0], &output);
     assert_eq!(output.committed(0).await, topic_records(&topic, 0));
 }

@@ -96,7 +96,12 @@ impl Archive {
         lines
     }
 
-    pub async fn wait_for_offsets(&self, topic: &str, want: &BTreeMap<i32, i64>, timeout: Duration) {
+    pub async fn wait_for_offsets(
+        &self,
+        topic: &str,
+        want: &BTreeMap<i32, i64>,
+        timeout: Duration,
+    ) {
         let deadline = Instant::now() + timeout;
         while &self.offsets(topic) != want {
             assert!(

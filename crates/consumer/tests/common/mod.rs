@@ -394,7 +394,9 @@ pub fn wait_until(
 /// after another, so this serialises all such tests.
 pub fn exclusive_stack() -> std::sync::MutexGuard<'static, ()> {
     static STACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    STACK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    STACK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The course form under way on HDFS: the producer streaming `rows` rows into
