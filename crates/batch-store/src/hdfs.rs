@@ -109,17 +109,31 @@ impl HdfsStore {
     pub async fn write_new(&self, path: &str, bytes: Bytes) -> Result<()> {
         let full = self.resolve(path);
         let options = WriteOptions::default().overwrite(true).create_parent(true);
+        let started = std::time::Instant::now();
         let mut writer = self
             .call("create", path, self.client.create(&full, options))
             .await?;
+        let created = started.elapsed();
         self.call("write", path, writer.write_bytes(bytes)).await?;
-        self.call("close", path, writer.close()).await
+        let written = started.elapsed();
+        self.call("close", path, writer.close()).await?;
+        tracing::debug!(
+            path,
+            create = ?created,
+            write = ?(written - created),
+            close = ?(started.elapsed() - written),
+            "file written"
+        );
+        Ok(())
     }
 
     pub async fn rename_over(&self, from: &str, to: &str) -> Result<()> {
         let (source, target) = (self.resolve(from), self.resolve(to));
+        let started = std::time::Instant::now();
         self.call("rename", from, self.client.rename(&source, &target, true))
-            .await
+            .await?;
+        tracing::debug!(from, took = ?started.elapsed(), "renamed");
+        Ok(())
     }
 
     pub async fn get(&self, path: &str) -> Result<Bytes> {
