@@ -64,12 +64,18 @@ async fn a_broker_that_stops_answering_holds_the_records_until_it_answers() {
         assert!(Instant::now() < deadline, "no stall line:\n{}", read_log());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    eprintln!("measured: stall logged {:.1} s after the broker froze", frozen.elapsed().as_secs_f64());
+    eprintln!(
+        "measured: stall logged {:.1} s after the broker froze",
+        frozen.elapsed().as_secs_f64()
+    );
     drop(resume);
     let resumed = Instant::now();
 
     let found = wait_for_messages(&topic, 4, 2000, Duration::from_secs(120)).await;
-    eprintln!("measured: all rows delivered {:.1} s after the broker resumed", resumed.elapsed().as_secs_f64());
+    eprintln!(
+        "measured: all rows delivered {:.1} s after the broker resumed",
+        resumed.elapsed().as_secs_f64()
+    );
     drop(guard);
     let mut by_row: BTreeMap<i64, usize> = BTreeMap::new();
     for message in &found {
@@ -79,7 +85,11 @@ async fn a_broker_that_stops_answering_holds_the_records_until_it_answers() {
     assert!(duplicates.is_empty(), "rows sent twice: {duplicates:?}");
     let ids: Vec<i64> = by_row.keys().copied().collect();
     assert_eq!(ids, (1..=2000).collect::<Vec<_>>(), "rows missing");
-    assert!(read_log().contains("the brokers acknowledge records again"), "{}", read_log());
+    assert!(
+        read_log().contains("the brokers acknowledge records again"),
+        "{}",
+        read_log()
+    );
 }
 
 /// Terminates the producer cleanly when dropped (and checks its exit).
