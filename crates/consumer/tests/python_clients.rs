@@ -123,3 +123,85 @@ async fn what_the_course_python_producer_sends_is_committed_once_by_every_sink()
         assert_exactly_once(&archive, &topic, 4);
     }
 }
+
+/// Runs the course-style Python consumer of `scripts/python` (the bench's)
+/// on partition 0 until it has been idle for 2 s.
+fn python_consume(topic: &str, output: &Output, module: &std::path::Path) {
+    let (hdfs, base) = output
+        .store_location
+        .strip_prefix("hdfs://")
+        .and_then(|rest| rest.split_once('/'))
+        .expect("an HDFS store");
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts/python/course_consumer.py");
+    let out = Command::new(local_stack::python_clients())
+        .arg(script)
+        .args(["0", "--brokers", &local_stack::brokers(), "--topic", topic])
+        .arg("--hdfs")
+        .arg(format!("hdfs://{hdfs}"))
+        .arg("--base")
+        .arg(format!("/{base}"))
+        .arg("--checkpoint-dir")
+        .arg(&output.checkpoint_dir)
+        .env("PYTHONPATH", module)
+        .output()
+        .expect("run the Python consumer");
+    assert!(
+        out.status.success(),
+        "the Python consumer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn our_consume(topic: &str, output: &Output) {
+    let mut command = consumer_command(topic, output, &[0]);
+    command.args(["--exit-when-idle", "2"]);
+    let (ok, stderr) = run_to_exit(command, Duration::from_secs(120));
+    assert!(ok, "{stderr}");
+}
+
+/// The course's checkpoint format is ours (`{"batch_id", "offset"}`), so a
+/// partition can be taken over in either direction: what one left, the
+/// other continues, and the batches read back hold the partition once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_course_python_consumer_and_ours_resume_each_others_checkpoints() {
+    let module = local_stack::python_report_module();
+    for python_first in [false, true] {
+        let topic = unique("python-resume");
+        create_topic(&topic, 1).await;
+        let output = Output::new(true);
+        std::fs::create_dir_all(&output.checkpoint_dir).unwrap();
+        send(&topic, 1, &readings(0, 1200)).await;
+        if python_first {
+            python_consume(&topic, &output, module.path());
+        } else {
+            our_consume(&topic, &output);
+        }
+        let first = output
+            .checkpoints()
+            .load(0)
+            .await
+            .unwrap()
+            .expect("a checkpoint");
+        assert_eq!(first.offset, 1200, "python first: {python_first}");
+        send(&topic, 1, &readings(1200, 800)).await;
+        if python_first {
+            our_consume(&topic, &output);
+        } else {
+            python_consume(&topic, &output, module.path());
+        }
+        let last = output
+            .checkpoints()
+            .load(0)
+            .await
+            .unwrap()
+            .expect("a checkpoint");
+        assert_eq!(last.offset, 2000, "python first: {python_first}");
+        assert!(last.batch_id > first.batch_id);
+        assert_eq!(
+            output.committed(0).await,
+            topic_records(&topic, 0),
+            "python first: {python_first}"
+        );
+    }
+}
