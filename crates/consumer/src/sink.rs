@@ -207,15 +207,12 @@ impl Sink {
                 };
                 let bytes = sink.rows.finish()?;
                 sink.start_upload(checkpoint, bytes, shutdown);
-                let mut committed = sink.settle(shutdown).await?;
-                while !committed.interrupted && sink.uploads.len() > sink.max_uploads {
-                    if sink.finish_oldest(shutdown).await? {
-                        committed.batches += 1;
-                    } else {
-                        committed.interrupted = true;
-                    }
-                }
-                Ok(committed)
+                // Whatever is written already, and beyond that the oldest
+                // (waiting for it) while too many are under way.
+                sink.commit_while(shutdown, |sink| {
+                    sink.oldest_written() || sink.uploads.len() > sink.max_uploads
+                })
+                .await
             }
             Sink::Stats(sink) => {
                 let state = sink.state.get_or_insert_with(PartitionStats::default);
@@ -259,17 +256,13 @@ impl Sink {
 
     /// Commits every batch handed over, waiting for their files.
     pub(crate) async fn finish(&mut self, shutdown: &CancellationToken) -> Result<Committed> {
-        let mut committed = Committed::default();
-        if let Sink::Parquet(sink) = self {
-            while !sink.uploads.is_empty() {
-                if !sink.finish_oldest(shutdown).await? {
-                    committed.interrupted = true;
-                    break;
-                }
-                committed.batches += 1;
+        match self {
+            Sink::Parquet(sink) => {
+                sink.commit_while(shutdown, |sink| !sink.uploads.is_empty())
+                    .await
             }
+            _ => Ok(Committed::default()),
         }
-        Ok(committed)
     }
 
     /// Resolves once the oldest batch file being written is written (never,
@@ -380,12 +373,25 @@ impl ParquetSink {
     }
 
     async fn settle(&mut self, shutdown: &CancellationToken) -> Result<Committed> {
-        let mut committed = Committed::default();
-        while self
-            .uploads
+        self.commit_while(shutdown, Self::oldest_written).await
+    }
+
+    /// Whether the oldest batch handed over has its temp file written.
+    fn oldest_written(&self) -> bool {
+        self.uploads
             .front()
             .is_some_and(|upload| upload.written.is_finished())
-        {
+    }
+
+    /// Commits the oldest batch while `more` says so, stopping at the first
+    /// one shutdown interrupts.
+    async fn commit_while(
+        &mut self,
+        shutdown: &CancellationToken,
+        more: impl Fn(&Self) -> bool,
+    ) -> Result<Committed> {
+        let mut committed = Committed::default();
+        while more(self) {
             if !self.finish_oldest(shutdown).await? {
                 committed.interrupted = true;
                 break;
