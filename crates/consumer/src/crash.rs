@@ -3,8 +3,8 @@
 //! `P7_CRASH_POINT=<point>[@<n>]` makes the process abort (no cleanup, like a
 //! SIGKILL) when the n-th batch commit of the process (default 1) reaches
 //! `<point>`: `after-temp-file` (the batch's temp file written, not
-//! renamed), `after-uploads` (the same, once every later batch being
-//! uploaded has its temp file written too), `after-rename` or
+//! renamed), `after-uploads` (the same, held until three batches are
+//! handed over and then once every later one has its temp file written too), `after-rename` or
 //! `during-checkpoint` (which leaves a half-written checkpoint temp file
 //! behind) for Parquet batches, counted in the order they are committed; `mid-append` (half of the batch's files appended to, the last one
 //! cut mid-line) or `before-checkpoint` (all appended) for the JSON Lines
@@ -66,6 +66,22 @@ pub fn begin_commit() {
 /// Whether the process is to crash at `point` of the current commit.
 pub fn armed(point: CrashPoint) -> bool {
     plan().is_some_and(|(planned, nth)| planned == point && COMMITS.load(Ordering::SeqCst) == nth)
+}
+
+/// Batches to have written before the planned `after-uploads` commit goes
+/// ahead, so that crash always finds several temp files and none renamed,
+/// however fast the store writes.
+const UPLOADS_BEFORE_CRASH: usize = 3;
+
+/// Whether the next batch commit is to wait for more batches to be handed
+/// over first: only before a planned `after-uploads` crash, with fewer than
+/// [`UPLOADS_BEFORE_CRASH`] batches under way.
+pub fn holds_commit(under_way: usize) -> bool {
+    plan().is_some_and(|(planned, nth)| {
+        planned == CrashPoint::AfterUploads
+            && COMMITS.load(Ordering::SeqCst) + 1 == nth
+            && under_way < UPLOADS_BEFORE_CRASH
+    })
 }
 
 /// Aborts at `point` if planned.

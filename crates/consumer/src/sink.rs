@@ -270,7 +270,7 @@ impl Sink {
     /// what it waits on, so the sink stays free while it waits.
     pub(crate) fn upload_ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let oldest = match self {
-            Sink::Parquet(sink) => sink
+            Sink::Parquet(sink) if !crash::holds_commit(sink.uploads.len()) => sink
                 .uploads
                 .front()
                 .map(|upload| (Arc::clone(&upload.done), Arc::clone(&sink.upload_ended))),
@@ -381,6 +381,7 @@ impl ParquetSink {
         self.uploads
             .front()
             .is_some_and(|upload| upload.written.is_finished())
+            && !crash::holds_commit(self.uploads.len())
     }
 
     /// Commits the oldest batch while `more` says so, stopping at the first

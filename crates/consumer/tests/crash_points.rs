@@ -51,7 +51,7 @@ async fn crash_at(point: &str, on_hdfs: bool) {
                     && !name.starts_with("partition-0-batch-1.")
             });
             files.contains(&"partition-0-batch-2.parquet.tmp".to_string())
-                && tmp.len() >= 2
+                && tmp.len() >= 3
                 && !renamed_later
         }
         "after-rename" => files.contains(&"partition-0-batch-2.parquet".to_string()),
