@@ -15,7 +15,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
-    let _stack = exclusive_stack();
+    let _stack = local_stack::exclusive_stack();
     let topic = unique("broker-hang");
     create_topic(&topic, 1).await;
     send(&topic, 1, &readings(0, 50)).await;

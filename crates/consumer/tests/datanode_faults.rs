@@ -20,7 +20,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_datanode_killed_mid_upload_leaves_every_record_committed_once() {
-    let _stack = exclusive_stack();
+    let _stack = local_stack::exclusive_stack();
     const ROWS: u64 = 4_000;
     let topic = unique("datanode-killed");
     let (producing, output, mut consumers) = course_form_under_way(&topic, ROWS).await;
@@ -89,7 +89,7 @@ impl Drop for PrivateHdfs {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_only_datanode_killed_mid_upload_fails_the_upload_until_it_is_back() {
-    let _stack = exclusive_stack();
+    let _stack = local_stack::exclusive_stack();
     let hdfs = PrivateHdfs::start();
     let topic = unique("datanode-alone");
     create_topic(&topic, 1).await;

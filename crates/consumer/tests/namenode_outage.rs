@@ -16,7 +16,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
-    let _stack = exclusive_stack();
+    let _stack = local_stack::exclusive_stack();
     let topic = unique("namenode-outage");
     create_topic(&topic, 1).await;
     send(&topic, 1, &readings(0, 50)).await;
@@ -54,7 +54,7 @@ async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers() {
-    let _stack = exclusive_stack();
+    let _stack = local_stack::exclusive_stack();
     let topic = unique("namenode-hang");
     create_topic(&topic, 1).await;
     send(&topic, 1, &readings(0, 50)).await;
@@ -107,7 +107,7 @@ async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_consumer_started_while_hdfs_is_in_safe_mode_waits_then_proceeds() {
-    let _stack = exclusive_stack();
+    let _stack = local_stack::exclusive_stack();
     let topic = unique("safe-mode");
     create_topic(&topic, 1).await;
     send(&topic, 1, &readings(0, 50)).await;
@@ -149,7 +149,7 @@ async fn a_consumer_started_while_hdfs_is_in_safe_mode_waits_then_proceeds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_namenode_restarted_while_four_consumers_upload_leaves_every_record_once() {
-    let _stack = exclusive_stack();
+    let _stack = local_stack::exclusive_stack();
     const ROWS: u64 = 4_000;
     let topic = unique("namenode-restart");
     let (producing, output, mut consumers) = course_form_under_way(&topic, ROWS).await;

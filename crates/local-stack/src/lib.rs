@@ -312,9 +312,69 @@ pub fn signal_and_wait(child: &mut std::process::Child, signal: &str) -> std::pr
     child.wait().expect("wait for the child")
 }
 
+/// This process's hold on `<stack dir>/tests.lock`: shared from its first
+/// look-up of a setting until it exits, so a test of another process that
+/// stops, freezes or reconfigures a service (see [`exclusive_stack`]) waits
+/// for this one to end. cargo runs test binaries one after another, so the
+/// lock is normally free; it makes the requirement explicit instead of
+/// relying on that (a runner with a process per test, or two `cargo test`
+/// at once against one stack, is then safe too).
+fn stack_lock() -> &'static std::fs::File {
+    static LOCK: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| {
+        let path = stack_dir().join("tests.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot open {} ({err}): start the services with `scripts/stack up`",
+                    path.display()
+                )
+            });
+        file.lock_shared()
+            .unwrap_or_else(|err| panic!("cannot lock {}: {err}", path.display()));
+        file
+    })
+}
+
+/// Held by a test that stops, freezes or reconfigures a shared service: no
+/// other test of this process (cargo runs them on parallel threads, and
+/// every test of such a binary takes this) and no other process using the
+/// stack runs beside it. Dropping it gives the stack back.
+pub struct ExclusiveStack {
+    _in_process: std::sync::MutexGuard<'static, ()>,
+}
+
+pub fn exclusive_stack() -> ExclusiveStack {
+    static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let in_process = IN_PROCESS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lock = stack_lock();
+    // From shared to exclusive: let go first, so two processes upgrading at
+    // once cannot wait on each other.
+    lock.unlock().expect("unlock the stack's test lock");
+    lock.lock().expect("lock the stack's test lock exclusively");
+    ExclusiveStack {
+        _in_process: in_process,
+    }
+}
+
+impl Drop for ExclusiveStack {
+    fn drop(&mut self) {
+        let lock = stack_lock();
+        let _ = lock.unlock();
+        let _ = lock.lock_shared();
+    }
+}
+
 /// Looks a setting up; panics with instructions when the stack is not up,
 /// because every caller is a test or tool that cannot run without it.
 pub fn setting(name: &str) -> String {
+    stack_lock();
     if let Ok(value) = std::env::var(name) {
         if !value.is_empty() {
             return value;

@@ -28,6 +28,7 @@ impl Drop for Resume {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_that_stops_answering_holds_the_records_until_it_answers() {
+    let _stack = local_stack::exclusive_stack();
     let (url, database) = database_with_rows(1000).await;
     let topic = local_stack::unique_name("producer-broker-hang");
     let dir = tempfile::tempdir().unwrap();

@@ -26,6 +26,7 @@ async fn wait_for_log(log: &std::path::Path, needle: &str, timeout: Duration) ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_producer_started_before_the_broker_waits_and_then_proceeds() {
+    let _stack = local_stack::exclusive_stack();
     let port = local_stack::free_port();
     let brokers = format!("127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
@@ -70,6 +71,7 @@ async fn a_producer_started_before_the_broker_waits_and_then_proceeds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_producer_started_before_mysql_waits_and_then_proceeds() {
+    let _stack = local_stack::exclusive_stack();
     let (url, _database) = database_with_rows(25).await;
     let stack = local_stack::stack_script();
     assert!(Command::new(&stack)

@@ -388,17 +388,6 @@ pub fn wait_until(
     }
 }
 
-/// Held by a test that stops, freezes or reconfigures a shared service, so the
-/// other tests of its binary (which cargo runs on parallel threads) never
-/// meet that service in a state they did not ask for. Test binaries run one
-/// after another, so this serialises all such tests.
-pub fn exclusive_stack() -> std::sync::MutexGuard<'static, ()> {
-    static STACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    STACK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// The course form under way on HDFS: the producer streaming `rows` rows into
 /// a fresh 4-partition `topic`, and `consumer 0` … `consumer 3` (default
 /// flags) each with something committed already.
