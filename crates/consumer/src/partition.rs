@@ -64,7 +64,7 @@ struct Batch {
 /// list goes to client `i % clients`), not one client each: every client keeps
 /// its own connections, threads, fetch buffers and read-ahead, and memory grew
 /// with every one. More than one, because one client's single fetch stream
-/// bounds how fast one process can read (measured, see README). Each
+/// bounds how fast one process can read (measured, see docs/design.md). Each
 /// partition has a queue of its own (`split_partition_queue`), read by its own
 /// task, so a slow sink on one partition does not hold up the others. The
 /// queues are split off before the assignment is made: librdkafka then never

@@ -24,18 +24,10 @@ pub fn block_on(main: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 
 /// Before any thread exists, caps glibc's malloc at one arena and fixes the
 /// size above which a block gets its own mapping at 1 MiB (unless
-/// `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` say otherwise); measured,
-/// see README "Benchmarks":
-/// - The Kafka clients, the runtime and the store each allocate from their
-///   own threads, and every extra arena keeps its own free memory. With
-///   glibc's default of up to eight arenas per core a consumer of all four
-///   partitions peaked at 104 MiB instead of 67 MiB, and ran slower; one arena
-///   instead of two took another 8-10 MiB off its peak for 3-5% of its speed.
-/// - glibc raises that size each time a mapped block is freed, so from the
-///   second batch on the batch buffers (megabytes each) came from the heap,
-///   where growing one copies it and freed ones leave holes: a fixed 1 MiB
-///   took 5-10 MiB off the consumer's peak (its speed within the noise), and
-///   a quarter off the collector's when a batch's lines share one buffer.
+/// `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` say otherwise): the
+/// program's threads each allocate, every extra arena keeps its own free
+/// memory, and a rising mapping threshold moves the batch buffers onto the
+/// heap. What each setting saved, measured: docs/design.md, "Memory".
 #[allow(unsafe_code)]
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

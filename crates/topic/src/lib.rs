@@ -103,10 +103,8 @@ impl KafkaSettings {
             // librdkafka prefetches up to 64 MiB per partition by default; the
             // batch being built already holds the data, so keep the read-ahead
             // small. Each queued message costs two to four times its bytes on
-            // the wire. 3 MiB per partition keeps one process for all four
-            // partitions (on two clients) under 100 MB at full speed; 4 MiB
-            // went past it, 2 MiB cost a quarter of the speed (measured, see
-            // README).
+            // the wire. 4 MiB and 2 MiB were measured against this 3 MiB:
+            // more memory, or less speed (docs/design.md, "Memory").
             ("queued.max.messages.kbytes", "3072"),
             // One fetch request serves every partition of the client, and
             // tansu holds it this long when a partition has nothing new: the
