@@ -159,20 +159,20 @@ impl BatchBuilder {
     /// One Snappy-compressed Parquet file (zero records give a valid file
     /// with no rows); the builder is empty afterwards.
     pub fn finish(&mut self) -> Result<Bytes> {
-        let fail = |reason: String| Error::Parquet {
+        let fail = |cause: crate::Cause| Error::Parquet {
             path: "(new batch)".into(),
-            reason,
+            cause,
         };
         let encoded = self.encode_chunk();
         let failed = self.failed.take();
         let writer = self.writer.take();
         self.rows = 0;
         if let Some(reason) = failed {
-            return Err(fail(reason));
+            return Err(fail(reason.into()));
         }
-        encoded.map_err(fail)?;
+        encoded.map_err(|reason| fail(reason.into()))?;
         let writer = writer.expect("encode_chunk made the writer");
-        let buffer = writer.into_inner().map_err(|err| fail(err.to_string()))?;
+        let buffer = writer.into_inner().map_err(|err| fail(err.into()))?;
         Ok(Bytes::from(buffer))
     }
 }
@@ -209,20 +209,20 @@ pub fn for_each_record(
     bytes: Bytes,
     mut visit: impl FnMut(&str, &str, f64),
 ) -> Result<usize> {
-    let fail = |reason: String| Error::Parquet {
+    let fail = |cause: crate::Cause| Error::Parquet {
         path: path.into(),
-        reason,
+        cause,
     };
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|builder| builder.build())
-        .map_err(|err| fail(err.to_string()))?;
+        .map_err(|err| fail(err.into()))?;
     let mut rows = 0;
     for batch in reader {
-        let batch = batch.map_err(|err| fail(err.to_string()))?;
+        let batch = batch.map_err(|err| fail(err.into()))?;
         let column = |name: &str| {
             batch
                 .column_by_name(name)
-                .ok_or_else(|| fail(format!("no column {name}")))
+                .ok_or_else(|| fail(format!("no column {name}").into()))
         };
         let stations = column("station_id")?;
         let dates = column("date")?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, Store};
+use crate::{Result, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,27 +49,19 @@ impl CheckpointDir {
         self.dir.join(Self::file_name(partition))
     }
 
-    /// The checkpoint of `partition`, or `None` if it has none yet. A file
-    /// that exists but is not a valid checkpoint is an error, never "none":
-    /// treating it as absent would silently start over from offset 0.
+    /// The checkpoint of `partition`, or `None` if it has none yet; a file
+    /// that is not a valid checkpoint is an error (see [`Store::load_state`]).
     pub async fn load(&self, partition: i32) -> Result<Option<Checkpoint>> {
-        let bytes = match self.store.get(&Self::file_name(partition)).await {
-            Ok(bytes) => bytes,
-            Err(err) if err.is_not_found() => return Ok(None),
-            Err(err) => return Err(err),
-        };
-        let checkpoint: Checkpoint =
-            serde_json::from_slice(&bytes).map_err(|err| Error::CorruptCheckpoint {
-                path: self.path(partition).display().to_string(),
-                reason: err.to_string(),
-            })?;
-        if checkpoint.offset < 0 {
-            return Err(Error::CorruptCheckpoint {
-                path: self.path(partition).display().to_string(),
-                reason: format!("negative offset {}", checkpoint.offset),
-            });
-        }
-        Ok(Some(checkpoint))
+        self.store
+            .load_state(&Self::file_name(partition), |bytes| {
+                let checkpoint: Checkpoint =
+                    serde_json::from_slice(bytes).map_err(|err| err.to_string())?;
+                if checkpoint.offset < 0 {
+                    return Err(format!("negative offset {}", checkpoint.offset));
+                }
+                Ok(checkpoint)
+            })
+            .await
     }
 
     /// The bytes a checkpoint is stored as.

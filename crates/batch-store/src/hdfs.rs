@@ -72,7 +72,7 @@ impl HdfsStore {
                 store: self.url.clone(),
                 op,
                 path: path.into(),
-                message: format!("no answer within {:?}", self.call_timeout),
+                cause: format!("no answer within {:?}", self.call_timeout).into(),
             }),
         }
     }
@@ -101,7 +101,7 @@ impl HdfsStore {
                 store: self.url.clone(),
                 op,
                 path: path.into(),
-                message: err.to_string(),
+                cause: err.into(),
             }
         }
     }

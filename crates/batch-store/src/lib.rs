@@ -23,23 +23,36 @@ pub use committed::{committed_batches, read_batch, read_committed, visit_batch};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What caused an error: kept as its source, so the one-line message shows it
+/// once and `RUST_LOG=debug` can walk the chain.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid store location {location:?}: {reason}")]
     Location { location: String, reason: String },
     #[error("{path} does not exist in {store}")]
     NotFound { store: String, path: String },
-    #[error("{op} {path} in {store}: {message}")]
+    #[error("{op} {path} in {store}: {cause}")]
     Io {
         store: String,
         op: &'static str,
         path: String,
-        message: String,
+        #[source]
+        cause: Cause,
     },
-    #[error("checkpoint {path} is corrupt ({reason}); move it away or start over with --reset")]
-    CorruptCheckpoint { path: String, reason: String },
-    #[error("batch file {path}: {reason}")]
-    Parquet { path: String, reason: String },
+    #[error("checkpoint {path} is corrupt ({cause}); move it away or start over with --reset")]
+    CorruptCheckpoint {
+        path: String,
+        #[source]
+        cause: Cause,
+    },
+    #[error("batch file {path}: {cause}")]
+    Parquet {
+        path: String,
+        #[source]
+        cause: Cause,
+    },
     #[error("committed batch {path} is missing from {store}")]
     MissingBatch { store: String, path: String },
 }
@@ -132,6 +145,39 @@ impl Store {
         match self {
             Store::Local(store) => store.rename_over(from, to).await,
             Store::Hdfs(store) => store.rename_over(from, to).await,
+        }
+    }
+
+    /// Where `path` is, for messages: a local path or an HDFS URL.
+    pub fn describe(&self, path: &str) -> String {
+        match self {
+            Store::Local(store) => store.root().join(path).display().to_string(),
+            Store::Hdfs(store) => format!(
+                "{}/{}",
+                store.url().trim_end_matches('/'),
+                path.trim_start_matches('/')
+            ),
+        }
+    }
+
+    /// A state file of ours (a checkpoint, a stats file), parsed: `None` if
+    /// there is none yet. A file that exists but does not parse is
+    /// [`Error::CorruptCheckpoint`] naming it, never "none": treating it as
+    /// absent would silently start over from offset 0.
+    pub async fn load_state<T>(
+        &self,
+        path: &str,
+        parse: impl FnOnce(&[u8]) -> std::result::Result<T, String>,
+    ) -> Result<Option<T>> {
+        match self.get(path).await {
+            Ok(bytes) => parse(&bytes)
+                .map(Some)
+                .map_err(|reason| Error::CorruptCheckpoint {
+                    path: self.describe(path),
+                    cause: reason.into(),
+                }),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
         }
     }
 

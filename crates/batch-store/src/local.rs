@@ -38,7 +38,7 @@ impl LocalStore {
                 store: self.root.display().to_string(),
                 op,
                 path: path.into(),
-                message: err.to_string(),
+                cause: err.into(),
             }
         }
     }
@@ -56,7 +56,7 @@ impl LocalStore {
                 store: self.root.display().to_string(),
                 op,
                 path: path.into(),
-                message: join.to_string(),
+                cause: join.into(),
             }),
         }
     }

@@ -58,7 +58,7 @@ impl ArchiveCheckpoint {
             .copied()
     }
 
-    fn parse(bytes: &[u8]) -> Result<Self, String> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, String> {
         let checkpoint: Self = serde_json::from_slice(bytes).map_err(|err| err.to_string())?;
         for (topic, partitions) in &checkpoint.offsets {
             for (partition, offset) in partitions {
@@ -111,16 +111,10 @@ impl Archive {
             format!("the archive {}", dir.display())
         })?;
         let checkpoints = Store::local(&checkpoint_dir);
-        let mut state = match checkpoints.get(CHECKPOINT_FILE).await {
-            Ok(bytes) => ArchiveCheckpoint::parse(&bytes).map_err(|reason| {
-                batch_store::Error::CorruptCheckpoint {
-                    path: checkpoint_dir.join(CHECKPOINT_FILE).display().to_string(),
-                    reason,
-                }
-            })?,
-            Err(err) if err.is_not_found() => ArchiveCheckpoint::default(),
-            Err(err) => return Err(err.into()),
-        };
+        let mut state = checkpoints
+            .load_state(CHECKPOINT_FILE, ArchiveCheckpoint::parse)
+            .await?
+            .unwrap_or_default();
         if !state.appending.is_empty() {
             let files = std::mem::take(&mut state.appending);
             let root = dir.clone();
@@ -467,8 +461,8 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T> {
     match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(|err| Error::Archive(err.to_string())),
-        Err(join) => Err(Error::Archive(join.to_string())),
+        Ok(result) => result.map_err(|err| Error::Archive(err.into())),
+        Err(join) => Err(Error::Archive(join.into())),
     }
 }
 

@@ -18,6 +18,7 @@ mod lock;
 mod partition;
 mod sink;
 pub mod stats;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,8 +36,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error(transparent)]
     Store(#[from] batch_store::Error),
-    #[error("cannot use checkpoint directory {dir}: {reason}")]
-    CheckpointDir { dir: String, reason: String },
+    #[error("cannot use checkpoint directory {dir}: {cause}")]
+    CheckpointDir {
+        dir: String,
+        #[source]
+        cause: std::io::Error,
+    },
     #[error("{what} is already being consumed by another process (lock {lock} is held)")]
     AlreadyRunning { what: String, lock: String },
     #[error("Kafka: {0}")]
@@ -78,9 +83,15 @@ pub enum Error {
     #[error(transparent)]
     Topic(#[from] topic::Error),
     #[error("JSON Lines archive: {0}")]
-    Archive(String),
-    #[error("partition {partition} failed: {message}")]
-    Task { partition: i32, message: String },
+    Archive(#[source] batch_store::Cause),
+    #[error("partition {partition} failed: {cause}")]
+    Task {
+        partition: i32,
+        #[source]
+        cause: batch_store::Cause,
+    },
+    #[error("a task of the consumer failed: {0}")]
+    Join(#[source] tokio::task::JoinError),
 }
 
 /// What the consumer produces.
@@ -169,9 +180,60 @@ pub struct ConsumerOptions {
     pub exit_when_idle: Option<Duration>,
 }
 
+/// How `consumer` and `collector` run, the flags they share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunFlags {
+    /// Kafka clients the partitions are spread over. One client's fetch
+    /// stream bounds how fast it reads; each one costs memory.
+    #[arg(long, env = "P7_CLIENTS", default_value_t = DEFAULT_CLIENTS,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub clients: u64,
+
+    /// Seconds to wait for the topic to exist.
+    #[arg(long, default_value_t = 120.0, value_parser = program::parse_seconds)]
+    pub wait: f64,
+
+    /// Drain and stop: a batch also ends at the end of its partition, and a
+    /// partition stops once no record has arrived for this many seconds.
+    #[arg(long, value_parser = program::parse_seconds)]
+    pub exit_when_idle: Option<f64>,
+}
+
+impl RunFlags {
+    pub fn topic_wait(&self) -> Duration {
+        Duration::from_secs_f64(self.wait)
+    }
+
+    pub fn exit_when_idle(&self) -> Option<Duration> {
+        self.exit_when_idle.map(Duration::from_secs_f64)
+    }
+}
+
+/// The run summary on stderr: per partition what it committed this run and
+/// its state now, the produce → committed latency, and the throughput.
+pub fn print_run_summary(started: std::time::Instant, summaries: &[PartitionSummary]) {
+    let mut all = Latencies::default();
+    for summary in summaries {
+        eprintln!(
+            "partition {}: {} batches, {} records, {} skipped this run; now {}",
+            summary.partition, summary.batches, summary.records, summary.skipped, summary.state,
+        );
+        all.merge(&summary.latencies);
+    }
+    if let (Some(p50), Some(p99)) = (all.quantile(0.5), all.quantile(0.99)) {
+        eprintln!(
+            "produce -> committed latency over {} records: p50 {p50} ms, p99 {p99} ms",
+            all.count()
+        );
+    }
+    if let Some(line) = throughput(started, summaries) {
+        eprintln!("{line}");
+    }
+}
+
 /// "N records committed in S s (R records/s)", timed from `started` to the
 /// last commit of the run; `None` if nothing was committed.
-pub fn throughput(started: std::time::Instant, summaries: &[PartitionSummary]) -> Option<String> {
+fn throughput(started: std::time::Instant, summaries: &[PartitionSummary]) -> Option<String> {
     let last = summaries.iter().filter_map(|s| s.last_commit).max()?;
     let records: u64 = summaries.iter().map(|s| s.records).sum();
     let seconds = last.duration_since(started).as_secs_f64().max(1e-9);

@@ -24,9 +24,9 @@ impl OutputLock {
     /// Locks `dir/name`; `what` names the output for the error message.
     pub fn acquire(dir: &Path, name: &str, what: impl FnOnce() -> String) -> Result<Self, Error> {
         let path = dir.join(name);
-        let unwritable = |err: std::io::Error| Error::CheckpointDir {
+        let unwritable = |cause: std::io::Error| Error::CheckpointDir {
             dir: dir.display().to_string(),
-            reason: err.to_string(),
+            cause,
         };
         std::fs::create_dir_all(dir).map_err(unwritable)?;
         let file = OpenOptions::new()

@@ -37,11 +37,8 @@ struct Cli {
     #[arg(long, env = "P7_CHECKPOINT_DIR")]
     checkpoint_dir: Option<PathBuf>,
 
-    /// Kafka clients the partitions are spread over. One client's fetch
-    /// stream bounds how fast it reads; each one costs memory.
-    #[arg(long, env = "P7_CLIENTS", default_value_t = consumer::DEFAULT_CLIENTS,
-          value_parser = clap::value_parser!(u64).range(1..=64))]
-    clients: u64,
+    #[command(flatten)]
+    run: consumer::RunFlags,
 
     /// Most records in one batch file.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -59,19 +56,16 @@ struct Cli {
     #[arg(long, default_value = "consumer")]
     group: String,
 
-    /// Seconds to wait for the topic to exist.
-    #[arg(long, default_value_t = 120.0, value_parser = program::parse_seconds)]
-    wait: f64,
-
-    /// Drain and stop: a batch also ends at the end of its partition, and a
-    /// partition stops once no record has arrived for this many seconds.
-    #[arg(long, value_parser = program::parse_seconds)]
-    exit_when_idle: Option<f64>,
-
     /// Do not consume: print the committed records of the partitions
     /// (batches 0..=batch_id of each checkpoint) as JSON Lines.
-    #[arg(long, conflicts_with = "stats")]
+    #[arg(long, conflicts_with_all = ["stats", "status"])]
     committed: bool,
+
+    /// Do not consume: print each partition's committed state as one line
+    /// `partition=N offset=O batches=B` (with --stats: `partition=N offset=O
+    /// records=R StationA=…`). Reads the checkpoints only; locks nothing.
+    #[arg(long)]
+    status: bool,
 
     /// Stats mode (the f24 course variant): instead of Parquet, keep per-station
     /// count/sum/avg/start/end with the offset in partition-N.json under --stats-dir.
@@ -106,19 +100,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.committed {
         return print_committed(&store, &checkpoints, &cli.partitions).await;
     }
-    let output = if cli.stats {
-        let dir = cli.stats_dir.unwrap_or_else(|| {
+    let stats_dir = cli.stats.then(|| {
+        CheckpointDir::new(cli.stats_dir.unwrap_or_else(|| {
             PathBuf::from(if batch_store::in_course_container() {
                 "/src"
             } else {
                 "p7-output/stats"
             })
-        });
-        Output::Stats {
-            dir: CheckpointDir::new(dir),
-        }
-    } else {
-        Output::Parquet { store, checkpoints }
+        }))
+    });
+    if cli.status {
+        return print_status(stats_dir.as_ref(), &checkpoints, &cli.partitions).await;
+    }
+    let output = match stats_dir {
+        Some(dir) => Output::Stats { dir },
+        None => Output::Parquet { store, checkpoints },
     };
 
     let shutdown = program::shutdown_on_signals();
@@ -127,7 +123,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         topic: cli.kafka.topic,
         group: cli.group,
         partitions: cli.partitions,
-        clients: cli.clients as usize,
+        clients: cli.run.clients as usize,
         output,
         batch: BatchLimits {
             max_records: cli.batch_records as usize,
@@ -135,27 +131,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         reset: cli.reset,
         start: consumer::StartAt::Earliest,
-        topic_wait: Duration::from_secs_f64(cli.wait),
-        exit_when_idle: cli.exit_when_idle.map(Duration::from_secs_f64),
+        topic_wait: cli.run.topic_wait(),
+        exit_when_idle: cli.run.exit_when_idle(),
     };
     let started = std::time::Instant::now();
     let summaries = consumer::run(&settings, &options, &shutdown).await?;
-    let mut all = consumer::Latencies::default();
-    for summary in &summaries {
-        eprintln!(
-            "partition {}: {} batches, {} records, {} skipped this run; now {}",
-            summary.partition, summary.batches, summary.records, summary.skipped, summary.state,
-        );
-        all.merge(&summary.latencies);
-    }
-    if let (Some(p50), Some(p99)) = (all.quantile(0.5), all.quantile(0.99)) {
-        eprintln!(
-            "produce -> committed latency over {} records: p50 {p50} ms, p99 {p99} ms",
-            all.count()
-        );
-    }
-    if let Some(line) = consumer::throughput(started, &summaries) {
-        eprintln!("{line}");
+    consumer::print_run_summary(started, &summaries);
+    Ok(())
+}
+
+/// `--status`: the stats files' state if `stats` is given, else the checkpoints'.
+async fn print_status(
+    stats: Option<&CheckpointDir>,
+    checkpoints: &CheckpointDir,
+    partitions: &[i32],
+) -> anyhow::Result<()> {
+    for &partition in partitions {
+        let line = match stats {
+            Some(dir) => consumer::status::stats(dir, partition).await?,
+            None => consumer::status::parquet(checkpoints, partition).await?,
+        };
+        println!("{line}");
     }
     Ok(())
 }

@@ -48,13 +48,23 @@ enum Next {
 }
 
 /// A batch as read from the partition.
+#[derive(Default)]
 struct Batch {
     /// Valid records, handed to the sink as they arrive.
     records: u64,
     /// Producer timestamps (ms since the epoch) of the records, where known.
     produced_at: Vec<i64>,
+    /// Messages that were not a valid Report: skipped, but part of the batch.
     skipped: u64,
+    /// The offset after the batch's last message.
     next_offset: i64,
+}
+
+impl Batch {
+    /// Messages the batch took, valid or not.
+    fn taken(&self) -> u64 {
+        self.records + self.skipped
+    }
 }
 
 /// Consumes every partition of `options` until `stop` fires or a partition
@@ -82,19 +92,7 @@ pub(crate) async fn consume_all(
     for &partition in &options.partitions {
         sinks.push((partition, Sink::open(options, partition).await?));
     }
-    let mut config = settings.assigned_consumer_config(&options.group);
-    if options.exit_when_idle.is_some() {
-        // Draining: reaching the end of the partition ends a batch early (see `next_batch`).
-        config.set("enable.partition.eof", "true");
-    }
-    let client_count = options.clients.clamp(1, sinks.len().max(1));
-    let mut consumers: Vec<Arc<PartitionConsumer>> = Vec::with_capacity(client_count);
-    for _ in 0..client_count {
-        consumers.push(Arc::new(config.create_with_context(QuietEnd)?));
-    }
-    // Partition `index` of the list goes to client `index % client_count`.
-    let client_of = |index: usize| index % client_count;
-
+    let consumers = create_clients(settings, options, sinks.len())?;
     let Some(count) =
         wait_for_topic(&*consumers[0], &options.topic, options.topic_wait, stop).await?
     else {
@@ -107,18 +105,47 @@ pub(crate) async fn consume_all(
             })
             .collect());
     };
+    let starts = find_starts(&consumers, settings, options, &sinks, count).await?;
+    let plans = assign(&consumers, options, sinks, starts)?;
+    run(&consumers, options, plans, stop).await
+}
 
-    // Finding where to resume can take a few probing fetches per partition
-    // (see `topic::resume_fetch_offset`), so the partitions look at once.
-    // Every partition is checked before any client is assigned one, so an
-    // unknown partition or a lost offset stops the run before anything is
-    // written.
+/// The Kafka clients the `partitions` are spread over: partition `index` of
+/// the list goes to client `index % clients.len()`.
+fn create_clients(
+    settings: &KafkaSettings,
+    options: &ConsumerOptions,
+    partitions: usize,
+) -> Result<Vec<Arc<PartitionConsumer>>> {
+    let mut config = settings.assigned_consumer_config(&options.group);
+    if options.exit_when_idle.is_some() {
+        // Draining: reaching the end of the partition ends a batch early (see `next_batch`).
+        config.set("enable.partition.eof", "true");
+    }
+    let count = options.clients.clamp(1, partitions.max(1));
+    (0..count)
+        .map(|_| Ok(Arc::new(config.create_with_context(QuietEnd)?)))
+        .collect()
+}
+
+/// Where each partition starts. Finding where to resume can take a few
+/// probing fetches per partition (see `topic::resume_fetch_offset`), so the
+/// partitions look at once. Every partition is checked before any client is
+/// assigned one, so an unknown partition or a lost offset stops the run
+/// before anything is written.
+async fn find_starts(
+    consumers: &[Arc<PartitionConsumer>],
+    settings: &KafkaSettings,
+    options: &Arc<ConsumerOptions>,
+    sinks: &[(i32, Sink)],
+    count: usize,
+) -> Result<Vec<Start>> {
     let lookups: Vec<_> = sinks
         .iter()
         .enumerate()
         .map(|(index, (partition, sink))| {
             let (consumer, settings, options) = (
-                Arc::clone(&consumers[client_of(index)]),
+                Arc::clone(&consumers[index % consumers.len()]),
                 settings.clone(),
                 Arc::clone(options),
             );
@@ -133,43 +160,60 @@ pub(crate) async fn consume_all(
         .collect();
     let mut starts = Vec::with_capacity(lookups.len());
     for lookup in lookups {
-        starts.push(lookup.await.map_err(|join| Error::Task {
-            partition: -1,
-            message: join.to_string(),
-        })??);
+        starts.push(lookup.await.map_err(Error::Join)??);
     }
+    Ok(starts)
+}
 
-    let mut assignments: Vec<TopicPartitionList> = (0..client_count)
+/// Splits off each partition's queue, then assigns every client its
+/// partitions with their start offsets.
+fn assign(
+    consumers: &[Arc<PartitionConsumer>],
+    options: &ConsumerOptions,
+    sinks: Vec<(i32, Sink)>,
+    starts: Vec<Start>,
+) -> Result<Vec<Plan>> {
+    let mut assignments: Vec<TopicPartitionList> = consumers
+        .iter()
         .map(|_| TopicPartitionList::new())
         .collect();
     let mut plans = Vec::with_capacity(sinks.len());
-    for (index, ((partition, sink), (start, skip_below))) in
-        sinks.into_iter().zip(starts).enumerate()
-    {
-        let client = client_of(index);
+    for (index, ((partition, sink), start)) in sinks.into_iter().zip(starts).enumerate() {
+        let client = index % consumers.len();
         let consumer = Arc::clone(&consumers[client]);
         let queue = consumer
             .split_partition_queue(&options.topic, partition)
             .ok_or_else(|| Error::Task {
                 partition,
-                message: "librdkafka gave no queue for the partition".into(),
+                cause: "librdkafka gave no queue for the partition".into(),
             })?;
         // The start offset travels with the assignment itself, so no fetch ever
         // happens from a position the group (or a default) chose.
-        assignments[client].add_partition_offset(&options.topic, partition, start)?;
-        tracing::info!(partition, ?start, client, "consuming");
+        assignments[client].add_partition_offset(&options.topic, partition, start.fetch)?;
+        tracing::info!(partition, start = ?start.fetch, client, "consuming");
         plans.push(Plan {
             partition,
             sink,
             consumer,
             queue,
-            skip_below,
+            skip_below: start.skip_below,
         });
     }
     for (consumer, assignment) in consumers.iter().zip(&assignments) {
         consumer.assign(assignment)?;
     }
+    Ok(plans)
+}
 
+/// Runs a task per partition, and serves the clients' main queues, until
+/// `stop` fires or a partition fails (which stops the others); the first
+/// error wins.
+async fn run(
+    consumers: &[Arc<PartitionConsumer>],
+    options: &Arc<ConsumerOptions>,
+    plans: Vec<Plan>,
+    stop: &CancellationToken,
+) -> Result<Vec<PartitionSummary>> {
     let serving = stop.child_token();
     let main_queues: Vec<_> = consumers
         .iter()
@@ -186,43 +230,31 @@ pub(crate) async fn consume_all(
     for plan in plans {
         let (options, stop) = (Arc::clone(options), stop.clone());
         tasks.spawn(async move {
-            let partition = plan.partition;
             let result = consume_partition(&options, plan, &stop).await;
             if result.is_err() {
                 stop.cancel();
             }
-            (partition, result)
+            result
         });
     }
     let mut summaries = Vec::new();
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((_, Ok(summary))) => summaries.push(summary),
-            Ok((_, Err(err))) => {
+        match joined.map_err(Error::Join).and_then(|result| result) {
+            Ok(summary) => summaries.push(summary),
+            Err(err) => {
                 first_error.get_or_insert(err);
-            }
-            Err(join) => {
-                first_error.get_or_insert(Error::Task {
-                    partition: -1,
-                    message: join.to_string(),
-                });
             }
         }
     }
     serving.cancel();
     for main_queue in main_queues {
-        match main_queue.await {
-            Ok(Err(err)) => {
-                first_error.get_or_insert(err);
-            }
-            Ok(Ok(())) => {}
-            Err(join) => {
-                first_error.get_or_insert(Error::Task {
-                    partition: -1,
-                    message: join.to_string(),
-                });
-            }
+        if let Err(err) = main_queue
+            .await
+            .map_err(Error::Join)
+            .and_then(|result| result)
+        {
+            first_error.get_or_insert(err);
         }
     }
     match first_error {
@@ -251,10 +283,11 @@ async fn serve_main_queue(
                     stop.cancel();
                     return Err(Error::Task {
                         partition: message.partition(),
-                        message: format!(
+                        cause: format!(
                             "offset {} arrived outside its partition's queue; stopped without committing it",
                             message.offset()
-                        ),
+                        )
+                        .into(),
                     });
                 }
                 Err(err) => tracing::warn!(error = %err, "consumer error; librdkafka retries by itself"),
@@ -274,6 +307,13 @@ struct Plan {
     skip_below: i64,
 }
 
+/// Where a partition's fetch starts, and below which offset its records are
+/// committed already (a resumed fetch may start before the checkpoint).
+struct Start {
+    fetch: Offset,
+    skip_below: i64,
+}
+
 /// Where `partition` starts: just after `resume`, its committed offset (a
 /// position the broker must still have), or per `options.start`. Blocking.
 fn start_of(
@@ -284,7 +324,7 @@ fn start_of(
     count: usize,
     resume: Option<i64>,
     state_path: String,
-) -> Result<(Offset, i64)> {
+) -> Result<Start> {
     if partition < 0 || partition as usize >= count {
         return Err(Error::UnknownPartition {
             topic: options.topic.clone(),
@@ -309,11 +349,17 @@ fn start_of(
                     start_over: options.output.start_over(),
                 });
             };
-            (Offset::Offset(fetch_from), offset)
+            Start {
+                fetch: Offset::Offset(fetch_from),
+                skip_below: offset,
+            }
         }
-        None => match options.start {
-            StartAt::Earliest => (Offset::Beginning, 0),
-            StartAt::Latest => (Offset::End, 0),
+        None => Start {
+            fetch: match options.start {
+                StartAt::Earliest => Offset::Beginning,
+                StartAt::Latest => Offset::End,
+            },
+            skip_below: 0,
         },
     })
 }
@@ -410,16 +456,18 @@ pub(crate) async fn wait_for_topic<X: rdkafka::consumer::ConsumerContext, C: Con
     let started = Instant::now();
     let mut logged = false;
     loop {
-        let metadata = tokio::task::block_in_place(|| {
-            consumer.fetch_metadata(Some(topic), Duration::from_secs(5))
+        let count = tokio::task::block_in_place(|| {
+            topic::partition_count(consumer, topic, Duration::from_secs(5))
         });
-        let count = match &metadata {
-            Ok(metadata) => metadata
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic && t.error().is_none())
-                .map_or(0, |t| t.partitions().len()),
-            Err(_) => 0,
+        let count = match count {
+            Ok(count) => count,
+            Err(err) => {
+                if !logged {
+                    tracing::warn!(%topic, reason = %err, "waiting for the topic");
+                    logged = true;
+                }
+                0
+            }
         };
         if count > 0 {
             return Ok(Some(count));
@@ -431,10 +479,7 @@ pub(crate) async fn wait_for_topic<X: rdkafka::consumer::ConsumerContext, C: Con
             });
         }
         if !logged {
-            let reason = metadata
-                .err()
-                .map_or_else(|| "topic does not exist yet".to_string(), |e| e.to_string());
-            tracing::warn!(%topic, %reason, "waiting for the topic");
+            tracing::warn!(%topic, reason = "topic does not exist yet", "waiting for the topic");
             logged = true;
         }
         tokio::select! {
@@ -459,75 +504,25 @@ async fn next_batch(
     sink: &mut Sink,
     shutdown: &CancellationToken,
 ) -> Result<Next> {
-    let mut batch = Batch {
-        records: 0,
-        produced_at: Vec::new(),
-        skipped: 0,
-        next_offset: 0,
-    };
-    let mut taken = 0usize;
+    let mut batch = Batch::default();
     let mut deadline = None;
     let mut report = Report::default();
     let mut polls = 0u64;
-    while taken < options.batch.max_records.max(1) {
+    while batch.taken() < options.batch.max_records.max(1) as u64 {
         polls += 1;
-        // Once a batch has started, the next message is usually waiting
-        // already: take it without the select and timer below (3-5% more
-        // records/s in one process, measured). A shutdown or a passed
-        // deadline goes the long way, which handles them; both are looked at
-        // every 64 messages (a clock read and a lock per record stood out in
-        // profiles). Now and then the task yields, so a partition in full
-        // flow does not hold a worker.
-        let ready = match deadline {
-            Some(deadline)
-                if !polls.is_multiple_of(64)
-                    || (!shutdown.is_cancelled() && tokio::time::Instant::now() < deadline) =>
-            {
-                if polls.is_multiple_of(1024) {
-                    tokio::task::yield_now().await;
-                }
-                already_ready(queue.recv())
-            }
-            _ => None,
+        let received = match deadline {
+            None => first_message(queue, options, partition, sink.upload_ended(), shutdown).await,
+            Some(deadline) => next_message(queue, options, shutdown, deadline, polls).await,
         };
-        let message = match ready {
-            Some(message) => message,
-            None => match deadline {
-                None => {
-                    let idle = options.exit_when_idle.unwrap_or(Duration::MAX);
-                    tokio::select! {
-                        biased;
-                        () = shutdown.cancelled() => return Ok(Next::Stop),
-                        () = sink.upload_ended() => return Ok(Next::UploadEnded),
-                        message = tokio::time::timeout(idle, queue.recv()) => match message {
-                            Ok(message) => message,
-                            Err(_) => {
-                                tracing::info!(partition, "no new records; stopping as asked (--exit-when-idle)");
-                                return Ok(Next::Stop);
-                            }
-                        },
-                    }
-                }
-                // A shutdown ends the batch early; it is still committed. So does
-                // running idle under --exit-when-idle: the batch is committed, and
-                // the next one stops the partition.
-                Some(deadline) => tokio::select! {
-                    biased;
-                    () = shutdown.cancelled() => break,
-                    message = tokio::time::timeout_at(
-                        options.exit_when_idle.map_or(deadline, |idle| deadline.min(tokio::time::Instant::now() + idle)),
-                        queue.recv(),
-                    ) => match message {
-                        Ok(message) => message,
-                        Err(_) => break,
-                    },
-                },
-            },
+        let message = match received {
+            Received::Message(message) => message,
+            Received::BatchComplete => break,
+            Received::Return(next) => return Ok(next),
         };
         let message = match message {
             Ok(message) => message,
             // Nothing more to wait for: a batch that has records is complete.
-            Err(KafkaError::PartitionEOF(_)) if taken > 0 => break,
+            Err(KafkaError::PartitionEOF(_)) if batch.taken() > 0 => break,
             Err(KafkaError::PartitionEOF(_)) => continue,
             // Apache Kafka's out-of-range answer reaches us as AutoOffsetReset
             // (auto.offset.reset is "error"); tansu's as OffsetOutOfRange. The
@@ -563,8 +558,6 @@ async fn next_batch(
             continue;
         }
         *position = message.offset() + 1;
-        taken += 1;
-        batch.next_offset = message.offset() + 1;
         match decode(&mut report, message.payload()) {
             Ok(()) => {
                 sink.add(&report, message.offset());
@@ -580,7 +573,82 @@ async fn next_batch(
             deadline = Some(tokio::time::Instant::now() + options.batch.max_wait);
         }
     }
+    batch.next_offset = *position;
     Ok(Next::Batch(batch))
+}
+
+/// What waiting for the next message of a batch gave.
+enum Received<'a> {
+    Message(rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'a>>),
+    /// The batch being collected is complete: its time is up, the partition
+    /// went idle under `--exit-when-idle`, or shutdown came.
+    BatchComplete,
+    /// Before a batch's first record: what the partition does instead.
+    Return(Next),
+}
+
+/// A batch's first message: waiting for it may also end in a stop (shutdown,
+/// or idle under `--exit-when-idle`) or in a written upload to commit.
+async fn first_message<'a>(
+    queue: &'a PartitionQueue,
+    options: &ConsumerOptions,
+    partition: i32,
+    upload_ended: impl std::future::Future<Output = ()>,
+    shutdown: &CancellationToken,
+) -> Received<'a> {
+    let idle = options.exit_when_idle.unwrap_or(Duration::MAX);
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => Received::Return(Next::Stop),
+        () = upload_ended => Received::Return(Next::UploadEnded),
+        message = tokio::time::timeout(idle, queue.recv()) => match message {
+            Ok(message) => Received::Message(message),
+            Err(_) => {
+                tracing::info!(partition, "no new records; stopping as asked (--exit-when-idle)");
+                Received::Return(Next::Stop)
+            }
+        },
+    }
+}
+
+/// A later message of the batch that must be complete by `deadline`.
+async fn next_message<'a>(
+    queue: &'a PartitionQueue,
+    options: &ConsumerOptions,
+    shutdown: &CancellationToken,
+    deadline: tokio::time::Instant,
+    polls: u64,
+) -> Received<'a> {
+    // The next message is usually waiting already: take it without the
+    // select and timer below (3-5% more records/s in one process, measured).
+    // A shutdown or a passed deadline goes the long way, which handles them;
+    // both are looked at every 64 messages (a clock read and a lock per
+    // record stood out in profiles). Now and then the task yields, so a
+    // partition in full flow does not hold a worker.
+    if !polls.is_multiple_of(64)
+        || (!shutdown.is_cancelled() && tokio::time::Instant::now() < deadline)
+    {
+        if polls.is_multiple_of(1024) {
+            tokio::task::yield_now().await;
+        }
+        if let Some(message) = already_ready(queue.recv()) {
+            return Received::Message(message);
+        }
+    }
+    // A shutdown ends the batch early; it is still committed. So does
+    // running idle under --exit-when-idle: the batch is committed, and the
+    // next one stops the partition.
+    let until = options.exit_when_idle.map_or(deadline, |idle| {
+        deadline.min(tokio::time::Instant::now() + idle)
+    });
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => Received::BatchComplete,
+        message = tokio::time::timeout_at(until, queue.recv()) => match message {
+            Ok(message) => Received::Message(message),
+            Err(_) => Received::BatchComplete,
+        },
+    }
 }
 
 /// The output of `future` if it is ready at once, without waiting or waking.

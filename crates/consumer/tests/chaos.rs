@@ -22,16 +22,7 @@ async fn chaos(on_hdfs: bool) {
     let output = Output::new(on_hdfs);
     let mut rng = Chaos::new();
 
-    let options = ProducerOptions {
-        topic: TopicSpec {
-            name: topic.clone(),
-            partitions: 4,
-            replication: 1,
-            settle: Duration::from_secs(1),
-        },
-        resume: false,
-        broker_wait: Duration::from_secs(10),
-    };
+    let options = ProducerOptions::recreating(TopicSpec::course(&topic));
     let producing = {
         let settings = settings();
         tokio::spawn(async move {

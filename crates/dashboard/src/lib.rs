@@ -32,14 +32,22 @@ pub const CHART_SIZE: (u32, u32) = (960, 480);
 pub enum Error {
     #[error(transparent)]
     Store(#[from] batch_store::Error),
-    #[error("cannot listen on {addr}: {reason}")]
-    Listen { addr: SocketAddr, reason: String },
+    #[error("cannot listen on {addr}: {cause}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        cause: std::io::Error,
+    },
     #[error("web server: {0}")]
-    Serve(std::io::Error),
+    Serve(#[source] std::io::Error),
     #[error("{0}")]
     Chart(String),
-    #[error("cannot write {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {cause}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        cause: batch_store::Cause,
+    },
     #[error("{0}")]
     Unreadable(String),
     #[error("no committed data yet in {store} (checkpoints in {checkpoints})")]
@@ -70,7 +78,6 @@ pub struct DashboardOptions {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub view: CommittedView,
-    pub problems: Vec<String>,
     /// Lag per partition, why it is unknown, or `None` if no broker is configured.
     pub lag: Option<Result<BTreeMap<i32, i64>, String>>,
     pub refreshed_at: SystemTime,
@@ -100,7 +107,6 @@ impl Snapshot {
         };
         Snapshot {
             view: view.clone(),
-            problems: report.problems.clone(),
             lag,
             refreshed_at: SystemTime::now(),
             refresh_took: took,
@@ -139,7 +145,7 @@ impl Snapshot {
             checkpoints: self.view.checkpoint_dir().display().to_string(),
             records: self.view.records(),
             seconds_since_last_commit: since(self.view.last_commit()),
-            problems: self.problems.clone(),
+            problems: self.last_refresh.problems.clone(),
             lag_problem: self
                 .lag
                 .as_ref()
@@ -164,8 +170,8 @@ impl Snapshot {
                 .map(|(name, station)| StationSummary {
                     station: name.clone(),
                     records: station.records,
-                    latest_date: station.latest_date.clone(),
-                    latest_degrees: station.latest_degrees,
+                    latest_date: station.latest.as_ref().map(|latest| latest.date.clone()),
+                    latest_degrees: station.latest.as_ref().map(|latest| latest.degrees),
                     monthly_mean: station
                         .months
                         .iter()
@@ -205,8 +211,9 @@ pub struct PartitionSummary {
 pub struct StationSummary {
     pub station: String,
     pub records: u64,
-    pub latest_date: String,
-    pub latest_degrees: f64,
+    /// `None` while the station has no dated record.
+    pub latest_date: Option<String>,
+    pub latest_degrees: Option<f64>,
     pub monthly_mean: BTreeMap<Month, f64>,
 }
 
@@ -252,9 +259,9 @@ pub async fn write_svg(
 /// Replaces `path` through the store's atomic write: a script reading the
 /// file sees the old chart or the new one, never half of one.
 async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let failed = |reason: String| Error::Write {
+    let failed = |cause: batch_store::Cause| Error::Write {
         path: path.to_path_buf(),
-        reason,
+        cause,
     };
     let name = path
         .file_name()
@@ -267,5 +274,5 @@ async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     Store::local(dir)
         .put_atomic(&format!("/{name}"), bytes::Bytes::copy_from_slice(bytes))
         .await
-        .map_err(|err| failed(err.to_string()))
+        .map_err(|err| failed(err.into()))
 }

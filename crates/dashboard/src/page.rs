@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
-use crate::{chart, Snapshot};
+use crate::{chart, Snapshot, Summary};
 
 /// The whole page.
 pub fn page(snapshot: &Snapshot, selected: Option<&[String]>, refresh: Duration) -> String {
@@ -57,9 +57,17 @@ pub fn content(snapshot: &Snapshot, selected: Option<&[String]>) -> String {
     let mut html = String::with_capacity(64 * 1024);
     let summary = snapshot.summary();
     let now = SystemTime::now();
+    source_and_problems(&mut html, snapshot, &summary, now);
+    pipeline(&mut html, snapshot, &summary, now);
+    stations(&mut html, &summary, selected);
+    chart(&mut html, snapshot, selected);
+    html
+}
 
+/// Where the data comes from, when it was read, and what could not be.
+fn source_and_problems(html: &mut String, snapshot: &Snapshot, summary: &Summary, now: SystemTime) {
     let _ = write!(
-        html,
+        *html,
         r#"<p class="source">Committed data in <code>{}</code>, checkpoints in <code>{}</code>. Read {} ago (took {}; {} new batches).</p>"#,
         escape(&summary.store),
         escape(&summary.checkpoints),
@@ -75,10 +83,13 @@ pub fn content(snapshot: &Snapshot, selected: Option<&[String]>) -> String {
             r#"<p class="empty">No committed data yet: nothing to show until the consumer commits its first batch.</p>"#,
         );
     }
+}
 
-    // Pipeline health.
+/// Pipeline health: totals, and per partition its batches, offset, records,
+/// last commit and lag.
+fn pipeline(html: &mut String, snapshot: &Snapshot, summary: &Summary, now: SystemTime) {
     let _ = write!(
-        html,
+        *html,
         r#"<section><h2>Pipeline</h2><p id="totals"><strong>{}</strong> records committed; last commit {}.</p>"#,
         summary.records,
         match summary.seconds_since_last_commit {
@@ -88,7 +99,7 @@ pub fn content(snapshot: &Snapshot, selected: Option<&[String]>) -> String {
     );
     if let Some(problem) = &summary.lag_problem {
         let _ = write!(
-            html,
+            *html,
             r#"<p class="problem">Lag unknown: {}</p>"#,
             escape(problem)
         );
@@ -103,7 +114,7 @@ pub fn content(snapshot: &Snapshot, selected: Option<&[String]>) -> String {
             .find(|p| p.partition == *partition);
         let lag = row.and_then(|r| r.lag);
         let _ = write!(
-            html,
+            *html,
             r#"<tr data-partition="{partition}"><td>{partition}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             state.checkpoint.map_or(0, |c| c.batch_id + 1),
             state
@@ -118,42 +129,52 @@ pub fn content(snapshot: &Snapshot, selected: Option<&[String]>) -> String {
         );
     }
     html.push_str("</tbody></table></section>");
+}
 
-    // Stations, with the selection of lines.
+/// The stations, with the selection of lines.
+fn stations(html: &mut String, summary: &Summary, selected: Option<&[String]>) {
     html.push_str(
         r#"<section><h2>Stations</h2><form method="get" action=""><input type="hidden" name="pick" value="1"><table id="stations"><thead><tr><th>Show</th><th>Station</th><th>Records</th><th>Latest date</th><th>Latest reading</th></tr></thead><tbody>"#,
     );
     for (colour, station) in summary.stations.iter().enumerate() {
         let shown = selected.is_none_or(|s| s.contains(&station.station));
         let _ = write!(
-            html,
-            r#"<tr data-station="{name}"><td><input type="checkbox" name="station" value="{name}" aria-label="show {name}"{checked}> <span class="swatch" style="background:{colour}"></span></td><td>{name}</td><td class="records">{records}</td><td>{date}</td><td>{degrees:.2}</td></tr>"#,
+            *html,
+            r#"<tr data-station="{name}"><td><input type="checkbox" name="station" value="{name}" aria-label="show {name}"{checked}> <span class="swatch" style="background:{colour}"></span></td><td>{name}</td><td class="records">{records}</td><td>{date}</td><td>{degrees}</td></tr>"#,
             name = escape(&station.station),
             checked = if shown { " checked" } else { "" },
             colour = chart::css_colour(colour),
             records = station.records,
-            date = escape(&station.latest_date),
-            degrees = station.latest_degrees,
+            date = station
+                .latest_date
+                .as_deref()
+                .map(escape)
+                .unwrap_or_default(),
+            degrees = station
+                .latest_degrees
+                .map(|degrees| format!("{degrees:.2}"))
+                .unwrap_or_default(),
         );
     }
     html.push_str(
         r#"</tbody></table><noscript><button>Show selected</button></noscript></form></section>"#,
     );
+}
 
-    // The chart, inline so the page needs nothing else to show it.
+/// The chart, inline so the page needs nothing else to show it.
+fn chart(html: &mut String, snapshot: &Snapshot, selected: Option<&[String]>) {
     html.push_str(r#"<section><h2>Monthly mean temperature</h2><figure id="chart">"#);
     match snapshot.chart_svg(selected) {
         Ok(svg) => html.push_str(strip_xml_declaration(&svg)),
         Err(err) => {
             let _ = write!(
-                html,
+                *html,
                 r#"<p class="problem">{}</p>"#,
                 escape(&err.to_string())
             );
         }
     }
     html.push_str("</figure></section>");
-    html
 }
 
 fn strip_xml_declaration(svg: &str) -> &str {

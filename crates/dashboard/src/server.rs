@@ -48,9 +48,9 @@ pub async fn serve(
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
-        .map_err(|err| Error::Listen {
+        .map_err(|cause| Error::Listen {
             addr: options.listen,
-            reason: err.to_string(),
+            cause,
         })?;
     let lag = match &options.kafka {
         None => None,

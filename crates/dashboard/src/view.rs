@@ -78,13 +78,19 @@ impl MonthTotal {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Station {
     pub records: u64,
-    /// The reading with the latest date (the later record on a tie); empty
+    /// The reading with the latest date (the later record on a tie); `None`
     /// while the station has no dated record.
-    pub latest_date: String,
-    pub latest_degrees: f64,
+    pub latest: Option<Latest>,
     pub months: BTreeMap<Month, MonthTotal>,
     /// Records whose date is not `YYYY-MM-DD` (counted, but on no month).
     pub undated: u64,
+}
+
+/// A station's reading with the latest date.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Latest {
+    pub date: String,
+    pub degrees: f64,
 }
 
 impl Station {
@@ -92,10 +98,11 @@ impl Station {
         self.records += 1;
         match Month::of_date(date) {
             Some(month) => {
-                if date >= self.latest_date.as_str() {
-                    self.latest_date.clear();
-                    self.latest_date.push_str(date);
-                    self.latest_degrees = degrees;
+                let latest = self.latest.get_or_insert_with(Latest::default);
+                if date >= latest.date.as_str() {
+                    latest.date.clear();
+                    latest.date.push_str(date);
+                    latest.degrees = degrees;
                 }
                 let total = self.months.entry(month).or_default();
                 total.sum += degrees;
@@ -109,9 +116,14 @@ impl Station {
     fn merge(&mut self, later: Station) {
         self.records += later.records;
         self.undated += later.undated;
-        if !later.latest_date.is_empty() && later.latest_date >= self.latest_date {
-            self.latest_date = later.latest_date;
-            self.latest_degrees = later.latest_degrees;
+        if let Some(latest) = later.latest {
+            if self
+                .latest
+                .as_ref()
+                .is_none_or(|known| latest.date >= known.date)
+            {
+                self.latest = Some(latest);
+            }
         }
         for (month, total) in later.months {
             let known = self.months.entry(month).or_default();
@@ -145,6 +157,20 @@ pub struct RefreshReport {
     pub started_over: bool,
     /// Why some data could not be read; what could be read still was.
     pub problems: Vec<String>,
+}
+
+/// Per partition: its checkpoint (`None`: none yet) and when it was last replaced.
+type Checkpoints = BTreeMap<i32, (Option<Checkpoint>, Option<SystemTime>)>;
+
+/// What reading one batch file gave.
+enum BatchRead {
+    Read {
+        records: u64,
+        stations: BTreeMap<String, Station>,
+    },
+    Failed(batch_store::Error),
+    /// Not within the read timeout.
+    NoAnswer,
 }
 
 /// The committed records of a store, folded, kept current by [`CommittedView::refresh`].
@@ -213,11 +239,38 @@ impl CommittedView {
     /// keeps what was read before and is named in the report's problems.
     pub async fn refresh(&mut self) -> RefreshReport {
         let mut report = RefreshReport::default();
+        let Some(checkpoints) = self.read_checkpoints(&mut report.problems).await else {
+            return report;
+        };
+        if self.moved_back(&checkpoints) {
+            self.partitions.clear();
+            self.stations.clear();
+            report.started_over = true;
+        }
+        // Every partition with a checkpoint is listed, whether or not the
+        // store answers: its batches are read once it does.
+        let mut store_answers = true;
+        for (partition, (checkpoint, committed_at)) in checkpoints {
+            let state = self.partitions.entry(partition).or_default();
+            state.checkpoint = checkpoint;
+            state.committed_at = committed_at;
+            if let Some(checkpoint) = checkpoint.filter(|_| store_answers) {
+                store_answers = self
+                    .read_new_batches(partition, checkpoint, &mut report)
+                    .await;
+            }
+        }
+        report
+    }
+
+    /// The checkpoint of every partition to show, with when it was last
+    /// replaced; `None` if the partitions cannot even be listed.
+    async fn read_checkpoints(&self, problems: &mut Vec<String>) -> Option<Checkpoints> {
         let mut partitions = match self.partition_numbers() {
             Ok(partitions) => partitions,
             Err(problem) => {
-                report.problems.push(problem);
-                return report;
+                problems.push(problem);
+                return None;
             }
         };
         // A partition read before whose checkpoint is gone has nothing
@@ -235,91 +288,98 @@ impl CommittedView {
                         .ok();
                     checkpoints.insert(partition, (checkpoint, committed_at));
                 }
-                Err(err) => report
-                    .problems
-                    .push(format!("partition {partition}: {err}")),
+                Err(err) => problems.push(format!("partition {partition}: {err}")),
             }
         }
+        Some(checkpoints)
+    }
 
-        let moved_back = checkpoints.iter().any(|(partition, (checkpoint, _))| {
+    /// Whether a checkpoint is behind what was read: the output was started over.
+    fn moved_back(&self, checkpoints: &Checkpoints) -> bool {
+        checkpoints.iter().any(|(partition, (checkpoint, _))| {
             let Some(known) = self.partitions.get(partition) else {
                 return false;
             };
             let next_batch = checkpoint.map_or(0, |c| c.batch_id + 1);
             let offset = checkpoint.map_or(0, |c| c.offset);
             next_batch < known.next_batch || offset < known.checkpoint.map_or(0, |c| c.offset)
-        });
-        if moved_back {
-            self.partitions.clear();
-            self.stations.clear();
-            report.started_over = true;
-        }
+        })
+    }
 
-        // Every partition with a checkpoint is listed, whether or not the
-        // store answers: its batches are read once it does.
-        let mut store_answers = true;
-        for (partition, (checkpoint, committed_at)) in checkpoints {
-            let state = self.partitions.entry(partition).or_default();
-            state.checkpoint = checkpoint;
-            state.committed_at = committed_at;
-            let Some(checkpoint) = checkpoint.filter(|_| store_answers) else {
-                continue;
-            };
-            while state.next_batch <= checkpoint.batch_id {
-                let file = BatchFile::new(partition, state.next_batch);
-                // Folded apart and merged only once the whole file was read,
-                // so a file that fails halfway adds nothing (it is read again
-                // next time).
-                let mut batch: BTreeMap<String, Station> = BTreeMap::new();
-                let stations = &mut batch;
-                let read =
-                    batch_store::visit_batch(&self.store, &file, |station, date, degrees| {
-                        match stations.get_mut(station) {
-                            Some(entry) => entry.add(date, degrees),
-                            None => stations
-                                .entry(station.to_string())
-                                .or_default()
-                                .add(date, degrees),
-                        }
-                    });
-                let read = match tokio::time::timeout(self.read_timeout, read).await {
-                    Ok(read) => read.map_err(|err| err.to_string()),
-                    Err(_) => {
-                        // Every other read would wait as long: leave them to the next refresh.
-                        report.problems.push(format!(
-                            "cannot read the store: no answer from {} within {:?} (is it up?)",
-                            self.store.location(),
-                            self.read_timeout
-                        ));
-                        store_answers = false;
-                        break;
-                    }
-                };
-                match read {
-                    Ok(records) => {
-                        for (name, station) in batch {
-                            match self.stations.get_mut(&name) {
-                                Some(known) => known.merge(station),
-                                None => {
-                                    self.stations.insert(name, station);
-                                }
+    /// Folds in the batches of `partition` not read yet, up to `checkpoint`'s.
+    /// `false` if the store did not answer in time: every other read would
+    /// wait as long, so they are left to the next refresh.
+    async fn read_new_batches(
+        &mut self,
+        partition: i32,
+        checkpoint: Checkpoint,
+        report: &mut RefreshReport,
+    ) -> bool {
+        loop {
+            let next_batch = self.partitions.entry(partition).or_default().next_batch;
+            if next_batch > checkpoint.batch_id {
+                return true;
+            }
+            match self
+                .read_batch(&BatchFile::new(partition, next_batch))
+                .await
+            {
+                BatchRead::Read { records, stations } => {
+                    for (name, station) in stations {
+                        match self.stations.get_mut(&name) {
+                            Some(known) => known.merge(station),
+                            None => {
+                                self.stations.insert(name, station);
                             }
                         }
-                        state.records += records as u64;
-                        state.next_batch += 1;
-                        report.batches_read += 1;
-                        report.records_read += records as u64;
                     }
-                    Err(err) => {
-                        report
-                            .problems
-                            .push(format!("partition {partition}: {err}"));
-                        break;
-                    }
+                    let state = self.partitions.entry(partition).or_default();
+                    state.records += records;
+                    state.next_batch += 1;
+                    report.batches_read += 1;
+                    report.records_read += records;
+                }
+                BatchRead::Failed(err) => {
+                    report
+                        .problems
+                        .push(format!("partition {partition}: {err}"));
+                    return true;
+                }
+                BatchRead::NoAnswer => {
+                    report.problems.push(format!(
+                        "cannot read the store: no answer from {} within {:?} (is it up?)",
+                        self.store.location(),
+                        self.read_timeout
+                    ));
+                    return false;
                 }
             }
         }
-        report
+    }
+
+    /// One batch file, folded apart: merged only once the whole file was
+    /// read, so a file that fails halfway adds nothing (it is read again next
+    /// time).
+    async fn read_batch(&self, file: &BatchFile) -> BatchRead {
+        let mut stations: BTreeMap<String, Station> = BTreeMap::new();
+        let folding = &mut stations;
+        let read = batch_store::visit_batch(&self.store, file, |station, date, degrees| {
+            match folding.get_mut(station) {
+                Some(entry) => entry.add(date, degrees),
+                None => folding
+                    .entry(station.to_string())
+                    .or_default()
+                    .add(date, degrees),
+            }
+        });
+        match tokio::time::timeout(self.read_timeout, read).await {
+            Ok(Ok(records)) => BatchRead::Read {
+                records: records as u64,
+                stations,
+            },
+            Ok(Err(err)) => BatchRead::Failed(err),
+            Err(_) => BatchRead::NoAnswer,
+        }
     }
 
     fn partition_numbers(&self) -> Result<Vec<i32>, String> {
@@ -387,8 +447,11 @@ mod tests {
         assert_eq!(station.records, 4);
         assert_eq!(station.undated, 1);
         assert_eq!(
-            (station.latest_date.as_str(), station.latest_degrees),
-            ("2000-02-01", 5.0)
+            station.latest,
+            Some(Latest {
+                date: "2000-02-01".into(),
+                degrees: 5.0
+            })
         );
         let january = station.months[&Month {
             year: 2000,

@@ -42,10 +42,8 @@ async fn a_refresh_reads_only_the_batches_committed_since_the_last_one() {
     assert_eq!((next.batches_read, next.records_read), (1, 2));
     let a = &view.stations()["StationA"];
     assert_eq!(a.records, 6);
-    assert_eq!(
-        (a.latest_date.as_str(), a.latest_degrees),
-        ("2000-02-01", 10.0)
-    );
+    let latest = a.latest.as_ref().expect("a dated reading");
+    assert_eq!((latest.date.as_str(), latest.degrees), ("2000-02-01", 10.0));
     let january = a.months[&Month {
         year: 2000,
         month: 1,

@@ -44,16 +44,7 @@ async fn run_pipeline(committed: &Committed) -> String {
     let topic = local_stack::unique_name("dashboard");
     let produced = producer::run(
         &settings,
-        &producer::ProducerOptions {
-            topic: TopicSpec {
-                name: topic.clone(),
-                partitions: 4,
-                replication: 1,
-                settle: Duration::from_secs(1),
-            },
-            resume: false,
-            broker_wait: Duration::from_secs(10),
-        },
+        &producer::ProducerOptions::recreating(TopicSpec::course(&topic)),
         producer::Source::Mysql {
             database,
             chunk: 1000,
@@ -245,16 +236,7 @@ async fn the_page_shows_exactly_what_the_pipeline_committed() {
     let settings = KafkaSettings::new(local_stack::brokers());
     let restarted = producer::run(
         &settings,
-        &producer::ProducerOptions {
-            topic: TopicSpec {
-                name: topic.clone(),
-                partitions: 4,
-                replication: 1,
-                settle: Duration::from_secs(1),
-            },
-            resume: false,
-            broker_wait: Duration::from_secs(10),
-        },
+        &producer::ProducerOptions::recreating(TopicSpec::course(&topic)),
         producer::Source::Generator {
             delay: Duration::ZERO,
             rows: Some(AGAIN),

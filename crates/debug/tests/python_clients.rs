@@ -44,16 +44,7 @@ fn lines_of(mut command: Command, count: usize, timeout: Duration) -> Vec<String
 async fn the_course_python_debug_consumer_prints_exactly_our_lines() {
     let topic = local_stack::unique_name("python-debug");
     let settings = KafkaSettings::new(local_stack::brokers());
-    let options = producer::ProducerOptions {
-        topic: TopicSpec {
-            name: topic.clone(),
-            partitions: 4,
-            replication: 1,
-            settle: Duration::from_secs(1),
-        },
-        resume: false,
-        broker_wait: Duration::from_secs(10),
-    };
+    let options = producer::ProducerOptions::recreating(TopicSpec::course(&topic));
     let source = producer::Source::Generator {
         delay: Duration::ZERO,
         rows: Some(ROWS),

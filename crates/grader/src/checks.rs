@@ -147,14 +147,7 @@ fn settings(setup: &Setup) -> KafkaSettings {
 
 /// Partitions of the topic the broker reports (0 if it has none).
 fn partition_count(consumer: &BaseConsumer) -> Result<usize, String> {
-    let metadata = consumer
-        .fetch_metadata(Some(TOPIC), Duration::from_secs(5))
-        .map_err(|err| err.to_string())?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == TOPIC && t.error().is_none())
-        .map_or(0, |t| t.partitions().len()))
+    topic::partition_count(consumer, TOPIC, Duration::from_secs(5)).map_err(|err| err.to_string())
 }
 
 async fn start_and_find_topic(setup: &Setup) -> Result<String, Problem> {

@@ -34,16 +34,7 @@ async fn main() {
     let shutdown = CancellationToken::new();
     let producing = {
         let (settings, database, shutdown) = (settings.clone(), database.clone(), shutdown.clone());
-        let options = ProducerOptions {
-            topic: TopicSpec {
-                name: topic.clone(),
-                partitions: 4,
-                replication: 1,
-                settle: Duration::ZERO,
-            },
-            resume: false,
-            broker_wait: Duration::from_secs(10),
-        };
+        let options = ProducerOptions::recreating(TopicSpec::course(&topic));
         tokio::spawn(async move {
             let source = Source::Mysql {
                 database,

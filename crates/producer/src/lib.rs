@@ -27,6 +27,9 @@ pub use resume::{last_row_ids, ROW_ID_HEADER};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What caused an error, kept as its source.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -34,7 +37,7 @@ pub enum Error {
     #[error(transparent)]
     Database(#[from] weather_generator::db::Error),
     #[error("cannot create the Kafka producer: {0}")]
-    Producer(KafkaError),
+    Producer(#[source] KafkaError),
     #[error("the broker at {brokers} is not reachable after {waited:?}: {source}")]
     BrokerUnreachable {
         brokers: String,
@@ -43,10 +46,18 @@ pub enum Error {
     },
     #[error("topic {topic} does not exist")]
     MissingTopic { topic: String },
-    #[error("delivery of row {row_id} failed: {reason}")]
-    Delivery { row_id: i64, reason: String },
-    #[error("reading the last messages of topic {topic}: {reason}")]
-    Resume { topic: String, reason: String },
+    #[error("delivery of row {row_id} failed: {cause}")]
+    Delivery {
+        row_id: i64,
+        #[source]
+        cause: KafkaError,
+    },
+    #[error("reading the last messages of topic {topic}: {cause}")]
+    Resume {
+        topic: String,
+        #[source]
+        cause: Cause,
+    },
     #[error("{0} records were still unacknowledged when the producer stopped; start it again with --resume to send exactly the rows the topic lacks")]
     Unflushed(i32),
 }
@@ -72,6 +83,18 @@ pub struct ProducerOptions {
     pub resume: bool,
     /// How long to wait for the broker at start.
     pub broker_wait: Duration,
+}
+
+impl ProducerOptions {
+    /// The course producer's way with `topic`: recreated at start, with up
+    /// to 2 minutes' wait for the broker (the command line's defaults).
+    pub fn recreating(topic: TopicSpec) -> Self {
+        Self {
+            topic,
+            resume: false,
+            broker_wait: Duration::from_secs(120),
+        }
+    }
 }
 
 /// What a run did.
@@ -117,7 +140,7 @@ impl ProducerContext for Deliveries {
                     .unwrap_or_else(|poison| poison.into_inner());
                 failure.get_or_insert(Error::Delivery {
                     row_id: *row_id,
-                    reason: err.to_string(),
+                    cause: err.clone(),
                 });
             }
         }
@@ -448,12 +471,7 @@ impl Sender<'_> {
                     self.watch_acknowledgements();
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((err, _)) => {
-                    return Err(Error::Delivery {
-                        row_id,
-                        reason: err.to_string(),
-                    })
-                }
+                Err((err, _)) => return Err(Error::Delivery { row_id, cause: err }),
             }
         }
         self.summary.sent += 1;

@@ -11,7 +11,7 @@ use rdkafka::message::{Headers, Message};
 use tokio_util::sync::CancellationToken;
 use topic::{KafkaSettings, TopicSpec};
 
-use crate::{Error, Result};
+use crate::{Cause, Error, Result};
 
 /// Header holding the MySQL row id (ASCII decimal) of every message.
 pub const ROW_ID_HEADER: &str = "row-id";
@@ -74,34 +74,26 @@ pub async fn prepare_resume(settings: &KafkaSettings, spec: &TopicSpec) -> Resul
 /// Per partition of `topic`, the row id in the `row-id` header of its last
 /// message (0 for an empty partition).
 pub async fn last_row_ids(settings: &KafkaSettings, topic: &str) -> Result<Vec<i64>> {
-    let settings = settings.clone();
-    let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || read_last_row_ids(&settings, &topic))
+    let (settings, name) = (settings.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || read_last_row_ids(&settings, &name))
         .await
-        .map_err(|err| Error::Resume {
-            topic: String::new(),
-            reason: err.to_string(),
+        .map_err(|join| Error::Resume {
+            topic: topic.to_string(),
+            cause: join.into(),
         })?
 }
 
 fn read_last_row_ids(settings: &KafkaSettings, topic: &str) -> Result<Vec<i64>> {
-    let failed = |reason: String| Error::Resume {
+    let failed = |cause: Cause| Error::Resume {
         topic: topic.to_string(),
-        reason,
+        cause,
     };
     let consumer: BaseConsumer = settings
         .assigned_consumer_config("producer-resume")
         .create()
         .map_err(Error::Producer)?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(|err| failed(err.to_string()))?;
-    let partitions = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().len())
-        .unwrap_or(0);
+    let partitions = topic::partition_count(&consumer, topic, Duration::from_secs(10))
+        .map_err(|err| failed(err.into()))?;
     if partitions == 0 {
         return Err(Error::MissingTopic {
             topic: topic.to_string(),
@@ -111,7 +103,7 @@ fn read_last_row_ids(settings: &KafkaSettings, topic: &str) -> Result<Vec<i64>> 
     let mut last_ids = vec![0; partitions];
     for (partition, slot) in (0..partitions as i32).zip(last_ids.iter_mut()) {
         let (low, high) = topic::watermarks(&consumer, topic, partition, topic::LEADER_PATIENCE)
-            .map_err(|err| failed(format!("partition {partition}: {err}")))?;
+            .map_err(|err| failed(format!("partition {partition}: {err}").into()))?;
         if high <= low {
             continue;
         }
@@ -133,10 +125,13 @@ fn read_last_row_ids(settings: &KafkaSettings, topic: &str) -> Result<Vec<i64>> 
             },
         )?;
         if let Some(offset) = missing_header {
-            return Err(failed(format!(
-                "message at partition {partition} offset {offset} has no {ROW_ID_HEADER} header: \
-                 the topic was not written by this producer, so it cannot resume; run without --resume"
-            )));
+            return Err(failed(
+                format!(
+                    "message at partition {partition} offset {offset} has no {ROW_ID_HEADER} header: \
+                     the topic was not written by this producer, so it cannot resume; run without --resume"
+                )
+                .into(),
+            ));
         }
     }
     Ok(last_ids)

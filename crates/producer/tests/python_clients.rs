@@ -14,16 +14,7 @@ use topic::TopicSpec;
 #[tokio::test(flavor = "multi_thread")]
 async fn the_course_graders_kafka_python_calls_see_what_our_producer_made() {
     let topic = local_stack::unique_name("python-grader");
-    let options = producer::ProducerOptions {
-        topic: TopicSpec {
-            name: topic.clone(),
-            partitions: 4,
-            replication: 1,
-            settle: Duration::from_secs(1),
-        },
-        resume: false,
-        broker_wait: Duration::from_secs(10),
-    };
+    let options = producer::ProducerOptions::recreating(TopicSpec::course(&topic));
     let source = producer::Source::Generator {
         delay: Duration::ZERO,
         rows: Some(100),

@@ -159,6 +159,19 @@ pub struct TopicSpec {
     pub settle: Duration,
 }
 
+impl TopicSpec {
+    /// `name` in the course's shape, with the producer's defaults: 4
+    /// partitions, one replica, 3 s to settle after a deletion.
+    pub fn course(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            partitions: report::PARTITIONS,
+            replication: 1,
+            settle: Duration::from_secs(3),
+        }
+    }
+}
+
 /// Deletes `spec.name` if it exists (a missing topic is fine), waits
 /// `spec.settle` after a real deletion, then creates it. Returns whether a
 /// topic was deleted.
@@ -256,32 +269,54 @@ where
     }
 }
 
-/// The end (high watermark) of each partition of `topic`, in partition order:
-/// the offset the next record written to it will get. Blocking.
-pub fn end_offsets(settings: &KafkaSettings, topic: &str, timeout: Duration) -> Result<Vec<i64>> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = settings
-        .assigned_consumer_config("p7-end-offsets")
+/// How many partitions `topic` has, as the broker reports them: 0 while it
+/// does not exist (or its metadata carries an error, as during creation).
+/// Blocking.
+pub fn partition_count<X, C>(
+    consumer: &C,
+    topic: &str,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<usize>
+where
+    X: rdkafka::consumer::ConsumerContext,
+    C: rdkafka::consumer::Consumer<X>,
+{
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map_or(0, |t| t.partitions().len()))
+}
+
+/// A consumer for metadata and watermark look-ups, nothing assigned.
+fn lookup_consumer(
+    settings: &KafkaSettings,
+    purpose: &str,
+) -> Result<rdkafka::consumer::BaseConsumer> {
+    settings
+        .assigned_consumer_config(purpose)
         .create()
         .map_err(|source| Error::Client {
             brokers: settings.brokers.clone(),
             source,
-        })?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|source| Error::Metadata {
+        })
+}
+
+/// The end (high watermark) of each partition of `topic`, in partition order:
+/// the offset the next record written to it will get. Blocking.
+pub fn end_offsets(settings: &KafkaSettings, topic: &str, timeout: Duration) -> Result<Vec<i64>> {
+    let consumer = lookup_consumer(settings, "p7-end-offsets")?;
+    let partitions =
+        partition_count(&consumer, topic, timeout).map_err(|source| Error::Metadata {
             topic: topic.into(),
             source,
         })?;
-    let partitions = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().len())
-        .filter(|&n| n > 0)
-        .ok_or_else(|| Error::NoSuchTopic {
+    if partitions == 0 {
+        return Err(Error::NoSuchTopic {
             topic: topic.into(),
-        })?;
+        });
+    }
     (0..partitions as i32)
         .map(|partition| {
             watermarks(&consumer, topic, partition, timeout.max(LEADER_PATIENCE))
@@ -303,14 +338,8 @@ pub fn partition_leader(
     partition: i32,
     timeout: Duration,
 ) -> Result<Option<i32>> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = settings
-        .assigned_consumer_config("p7-leader")
-        .create()
-        .map_err(|source| Error::Client {
-            brokers: settings.brokers.clone(),
-            source,
-        })?;
+    use rdkafka::consumer::Consumer;
+    let consumer = lookup_consumer(settings, "p7-leader")?;
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
         .map_err(|source| Error::Metadata {

@@ -8,10 +8,7 @@ use crate::python_random::PythonRandom;
 
 pub const SEED: u32 = 544;
 
-pub const STATIONS: [&str; 10] = [
-    "StationA", "StationB", "StationC", "StationD", "StationE", "StationF", "StationG", "StationH",
-    "StationI", "StationJ",
-];
+pub use report::STATIONS;
 
 /// The first date of the sequence.
 pub fn first_date() -> NaiveDate {

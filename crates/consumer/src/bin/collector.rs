@@ -41,11 +41,8 @@ struct Cli {
           value_parser = program::parse_seconds)]
     batch_timeout: f64,
 
-    /// Kafka clients the partitions are spread over. One client's fetch
-    /// stream bounds how fast it reads; each one costs memory.
-    #[arg(long, env = "P7_CLIENTS", default_value_t = consumer::DEFAULT_CLIENTS,
-          value_parser = clap::value_parser!(u64).range(1..=64))]
-    clients: u64,
+    #[command(flatten)]
+    run: consumer::RunFlags,
 
     /// Where a partition that has no offset in the checkpoint starts.
     #[arg(long, env = "DATA_COLLECTOR_OFFSET_RESET", value_enum, default_value_t = OffsetReset::Earliest)]
@@ -55,14 +52,11 @@ struct Cli {
     #[arg(long, default_value = "kafka-data-collector")]
     group: String,
 
-    /// Seconds to wait for the topic to exist.
-    #[arg(long, default_value_t = 120.0, value_parser = program::parse_seconds)]
-    wait: f64,
-
-    /// Drain and stop: a batch also ends at the end of its partition, and a
-    /// partition stops once no record has arrived for this many seconds.
-    #[arg(long, value_parser = program::parse_seconds)]
-    exit_when_idle: Option<f64>,
+    /// Do not collect: print each partition's committed offset as one line
+    /// `partition=N offset=O` (the given partitions, or every one the
+    /// checkpoint names). Reads the checkpoint only; locks nothing.
+    #[arg(long)]
+    status: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -82,11 +76,19 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.status {
+        let lines =
+            consumer::status::archive(&cli.output_dir, &cli.kafka.topic, &cli.partitions).await?;
+        for line in lines {
+            println!("{line}");
+        }
+        return Ok(());
+    }
     let started = std::time::Instant::now();
     let archive = Arc::new(Archive::open(&cli.output_dir).await?);
     let shutdown = program::shutdown_on_signals();
     let settings = cli.kafka.settings();
-    let wait = Duration::from_secs_f64(cli.wait);
+    let wait = cli.run.topic_wait();
     let partitions = if cli.partitions.is_empty() {
         match consumer::topic_partitions(&settings, &cli.kafka.topic, wait, &shutdown).await? {
             Some(partitions) => partitions,
@@ -100,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         topic: cli.kafka.topic,
         group: cli.group,
         partitions,
-        clients: cli.clients as usize,
+        clients: cli.run.clients as usize,
         output: Output::JsonLines { archive },
         batch: BatchLimits {
             max_records: cli.batch_size as usize,
@@ -112,17 +114,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             OffsetReset::Latest => StartAt::Latest,
         },
         topic_wait: wait,
-        exit_when_idle: cli.exit_when_idle.map(Duration::from_secs_f64),
+        exit_when_idle: cli.run.exit_when_idle(),
     };
     let summaries = consumer::run(&settings, &options, &shutdown).await?;
-    for summary in &summaries {
-        eprintln!(
-            "partition {}: {} batches, {} records, {} skipped this run; now {}",
-            summary.partition, summary.batches, summary.records, summary.skipped, summary.state,
-        );
-    }
-    if let Some(line) = consumer::throughput(started, &summaries) {
-        eprintln!("{line}");
-    }
+    consumer::print_run_summary(started, &summaries);
     Ok(())
 }

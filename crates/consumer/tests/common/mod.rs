@@ -90,16 +90,10 @@ pub async fn produce_on(
     rows: u64,
     delay: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    let options = producer::ProducerOptions {
-        topic: TopicSpec {
-            name: topic.into(),
-            partitions: 4,
-            replication,
-            settle: Duration::from_secs(1),
-        },
-        resume: false,
-        broker_wait: Duration::from_secs(10),
-    };
+    let options = producer::ProducerOptions::recreating(TopicSpec {
+        replication,
+        ..TopicSpec::course(topic)
+    });
     tokio::spawn(async move {
         let source = producer::Source::Generator {
             delay,
@@ -386,6 +380,31 @@ pub fn wait_until(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A fresh topic of one partition holding `count` course readings.
+pub async fn one_partition_of(prefix: &str, count: usize) -> String {
+    let topic = unique(prefix);
+    create_topic(&topic, 1).await;
+    send(&topic, 1, &readings(0, count)).await;
+    topic
+}
+
+/// `consumer 0` with `args`, started and waited for until it has committed
+/// `offset`.
+pub async fn consuming_partition_0(
+    topic: &str,
+    output: &Output,
+    args: &[&str],
+    offset: i64,
+) -> Running {
+    let mut command = consumer_command(topic, output, &[0]);
+    command.args(args);
+    let child = Running(vec![command.spawn().expect("start consumer")]);
+    output
+        .wait_for_offset(0, offset, Duration::from_secs(60))
+        .await;
+    child
 }
 
 /// The course form under way on HDFS: the producer streaming `rows` rows into

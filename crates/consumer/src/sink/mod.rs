@@ -1,0 +1,163 @@
+//! Where a partition's records go, and how they become durable together with
+//! the offset to resume from: Parquet batch files plus a checkpoint
+//! (`parquet`), the running per-station stats file (`stats`), or the JSON
+//! Lines archive (`jsonl`). This module only dispatches, and holds what the
+//! sinks share.
+
+mod jsonl;
+mod parquet;
+mod stats;
+
+use std::time::Duration;
+
+use report::Report;
+use tokio_util::sync::CancellationToken;
+
+use crate::{ConsumerOptions, Output, Result};
+use jsonl::JsonLinesSink;
+use parquet::ParquetSink;
+use stats::StatsSink;
+
+pub(crate) enum Sink {
+    Parquet(Box<ParquetSink>),
+    Stats(StatsSink),
+    JsonLines(JsonLinesSink),
+}
+
+/// What a call that commits did: how many batches became durable (in the
+/// order they were handed over), and whether shutdown interrupted a commit.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Committed {
+    pub batches: usize,
+    pub interrupted: bool,
+}
+
+impl Sink {
+    /// Takes the partition's lock, applies `--reset`, and loads the state to resume from.
+    pub(crate) async fn open(options: &ConsumerOptions, partition: i32) -> Result<Self> {
+        Ok(match &options.output {
+            Output::Parquet { store, checkpoints } => Sink::Parquet(Box::new(
+                ParquetSink::open(options, partition, store, checkpoints).await?,
+            )),
+            Output::Stats { dir } => Sink::Stats(StatsSink::open(options, partition, dir).await?),
+            Output::JsonLines { archive } => {
+                Sink::JsonLines(JsonLinesSink::open(options, partition, archive).await)
+            }
+        })
+    }
+
+    /// The offset the committed state continues at; `None` before the first commit.
+    pub(crate) fn resume_offset(&self) -> Option<i64> {
+        match self {
+            Sink::Parquet(sink) => sink.resume_offset(),
+            Sink::Stats(sink) => sink.resume_offset(),
+            Sink::JsonLines(sink) => sink.resume_offset(),
+        }
+    }
+
+    /// The local file that holds the resume offset, for messages.
+    pub(crate) fn state_path(&self) -> String {
+        match self {
+            Sink::Parquet(sink) => sink.state_path(),
+            Sink::Stats(sink) => sink.state_path(),
+            Sink::JsonLines(sink) => sink.state_path(),
+        }
+    }
+
+    /// Adds the record at `offset` to the batch being collected.
+    pub(crate) fn add(&mut self, report: &Report, offset: i64) {
+        match self {
+            Sink::Parquet(sink) => sink.add(report),
+            Sink::Stats(sink) => sink.add(report),
+            Sink::JsonLines(sink) => sink.add(report, offset),
+        }
+    }
+
+    /// Hands everything added since the last commit over to become durable
+    /// together with `next_offset`. The Parquet sink writes the batch file in
+    /// the background and commits older batches whose files are written,
+    /// waiting only while `max_uploads` are under way; the other sinks commit
+    /// at once.
+    pub(crate) async fn commit(
+        &mut self,
+        next_offset: i64,
+        shutdown: &CancellationToken,
+    ) -> Result<Committed> {
+        match self {
+            Sink::Parquet(sink) => sink.commit(next_offset, shutdown).await,
+            Sink::Stats(sink) => sink.commit(next_offset, shutdown).await,
+            Sink::JsonLines(sink) => sink.commit(next_offset).await,
+        }
+    }
+
+    /// Commits the batches whose files are written, oldest first, up to the
+    /// first that is still being written.
+    pub(crate) async fn settle(&mut self, shutdown: &CancellationToken) -> Result<Committed> {
+        match self {
+            Sink::Parquet(sink) => sink.settle(shutdown).await,
+            _ => Ok(Committed::default()),
+        }
+    }
+
+    /// Commits every batch handed over, waiting for their files.
+    pub(crate) async fn finish(&mut self, shutdown: &CancellationToken) -> Result<Committed> {
+        match self {
+            Sink::Parquet(sink) => sink.finish(shutdown).await,
+            _ => Ok(Committed::default()),
+        }
+    }
+
+    /// Resolves once the oldest batch file being written is written (never,
+    /// if none is), so a partition waiting for records can commit it.
+    pub(crate) fn upload_ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let ended = match self {
+            Sink::Parquet(sink) => Some(sink.upload_ended()),
+            _ => None,
+        };
+        async move {
+            match ended {
+                Some(ended) => ended.await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// What the committed state says, for the run summary.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Sink::Parquet(sink) => sink.describe(),
+            Sink::Stats(sink) => sink.describe(),
+            Sink::JsonLines(sink) => sink.describe(),
+        }
+    }
+}
+
+/// Runs `step` until it succeeds, with backoff from 200 ms to 5 s and a line
+/// per failure (`cannot {what}; retrying`); `false` if shutdown came first.
+async fn retry<F, Fut>(
+    partition: i32,
+    batch: Option<u64>,
+    what: &str,
+    shutdown: &CancellationToken,
+    mut step: F,
+) -> bool
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = batch_store::Result<()>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    let mut attempt = 1;
+    while let Err(err) = step(attempt).await {
+        tracing::warn!(partition, batch, attempt, error = %err, retry_in = ?backoff, "cannot {what}; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return false,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        attempt += 1;
+    }
+    if attempt > 1 {
+        tracing::info!(partition, batch, "{what}: done after retrying");
+    }
+    true
+}

@@ -1,0 +1,352 @@
+//! Parquet batch files plus the course's `partition-N.json` checkpoint: each
+//! batch is written as a temp file, renamed into place, then checkpointed,
+//! strictly in batch order, while the files of later batches upload.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use batch_store::batch_file::{BatchBuilder, BatchFile, DATA_DIR};
+use batch_store::{Checkpoint, CheckpointDir, Store, TMP_SUFFIX};
+use bytes::Bytes;
+use report::Report;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{retry, Committed};
+use crate::crash::{self, CrashPoint};
+use crate::lock::OutputLock;
+use crate::{ConsumerOptions, Result};
+
+pub(crate) struct ParquetSink {
+    store: Store,
+    checkpoints: CheckpointDir,
+    partition: i32,
+    /// What the checkpoint on disk says: the last batch committed.
+    checkpoint: Option<Checkpoint>,
+    rows: BatchBuilder,
+    /// Batches whose files are being written, oldest first; each is renamed
+    /// into place and checkpointed strictly in this order (see `finish_oldest`).
+    uploads: VecDeque<Upload>,
+    max_uploads: usize,
+    /// Woken whenever an upload ends.
+    upload_ended: Arc<Notify>,
+    _lock: OutputLock,
+}
+
+/// A batch handed over for commit whose temp file is being written.
+struct Upload {
+    file: BatchFile,
+    checkpoint: Checkpoint,
+    bytes: Bytes,
+    /// `false`: shutdown interrupted the write's retries.
+    written: tokio::task::JoinHandle<bool>,
+    /// Set once `written` has ended.
+    done: Arc<AtomicBool>,
+}
+
+/// Batch files of one partition being written at once: a file's close waits
+/// for the NameNode, so uploads overlap while renames and checkpoints stay in
+/// batch order. Bounded in count, and for large batches in records
+/// (`MAX_RECORDS_IN_FLIGHT`), since each holds its encoded file in memory.
+pub(crate) fn max_uploads(max_records: usize) -> usize {
+    (MAX_RECORDS_IN_FLIGHT / max_records.max(1)).clamp(1, MAX_UPLOADS)
+}
+
+const MAX_UPLOADS: usize = 8;
+const MAX_RECORDS_IN_FLIGHT: usize = 2_000_000;
+
+impl ParquetSink {
+    /// Takes the partition's lock, applies `--reset`, loads the checkpoint
+    /// and removes temp files an earlier run left.
+    pub(crate) async fn open(
+        options: &ConsumerOptions,
+        partition: i32,
+        store: &Store,
+        checkpoints: &CheckpointDir,
+    ) -> Result<Self> {
+        let lock = OutputLock::partition(checkpoints.dir(), partition)?;
+        if options.reset && checkpoints.remove(partition).await? {
+            tracing::warn!(
+                partition,
+                "checkpoint removed (--reset): starting over at offset 0, batch 0"
+            );
+        }
+        let checkpoint = checkpoints.load(partition).await?;
+        remove_leftovers(store, partition).await;
+        Ok(ParquetSink {
+            store: store.clone(),
+            checkpoints: checkpoints.clone(),
+            partition,
+            checkpoint,
+            rows: BatchBuilder::default(),
+            uploads: VecDeque::new(),
+            max_uploads: max_uploads(options.batch.max_records),
+            upload_ended: Arc::new(Notify::new()),
+            _lock: lock,
+        })
+    }
+
+    pub(crate) fn resume_offset(&self) -> Option<i64> {
+        self.checkpoint.map(|cp| cp.offset)
+    }
+
+    pub(crate) fn state_path(&self) -> String {
+        self.checkpoints.path(self.partition).display().to_string()
+    }
+
+    pub(crate) fn add(&mut self, report: &Report) {
+        self.rows
+            .push(&report.station_id, &report.date, report.degrees);
+    }
+
+    /// Starts writing the batch's file in the background and commits older
+    /// batches whose files are written, waiting only while `max_uploads` are
+    /// under way.
+    pub(crate) async fn commit(
+        &mut self,
+        next_offset: i64,
+        shutdown: &CancellationToken,
+    ) -> Result<Committed> {
+        let batch_id = self
+            .uploads
+            .back()
+            .map(|upload| upload.checkpoint.batch_id + 1)
+            .or_else(|| self.checkpoint.map(|cp| cp.batch_id + 1))
+            .unwrap_or(0);
+        let checkpoint = Checkpoint {
+            batch_id,
+            offset: next_offset,
+        };
+        let bytes = self.rows.finish()?;
+        self.start_upload(checkpoint, bytes, shutdown);
+        // Whatever is written already, and beyond that the oldest
+        // (waiting for it) while too many are under way.
+        self.commit_while(shutdown, |sink| {
+            sink.oldest_written() || sink.uploads.len() > sink.max_uploads
+        })
+        .await
+    }
+
+    /// Commits every batch handed over, waiting for their files.
+    pub(crate) async fn finish(&mut self, shutdown: &CancellationToken) -> Result<Committed> {
+        self.commit_while(shutdown, |sink| !sink.uploads.is_empty())
+            .await
+    }
+
+    /// Resolves once the oldest batch file being written is written (never,
+    /// if none is), so a partition waiting for records can commit it. Owns
+    /// what it waits on, so the sink stays free while it waits.
+    pub(crate) fn upload_ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let oldest = if crash::holds_commit(self.uploads.len()) {
+            None
+        } else {
+            self.uploads
+                .front()
+                .map(|upload| (Arc::clone(&upload.done), Arc::clone(&self.upload_ended)))
+        };
+        async move {
+            let Some((done, ended)) = oldest else {
+                return std::future::pending().await;
+            };
+            // `notify_one` leaves a permit when nobody waits, so an upload
+            // that ends between the check and the wait is not missed.
+            while !done.load(Ordering::Acquire) {
+                ended.notified().await;
+            }
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self.checkpoint {
+            Some(cp) => format!("batch {} offset {}", cp.batch_id, cp.offset),
+            None => "no checkpoint".into(),
+        }
+    }
+
+    /// Starts writing the batch's temp file in the background, retried with
+    /// backoff until it is written or shutdown comes.
+    fn start_upload(&mut self, checkpoint: Checkpoint, bytes: Bytes, shutdown: &CancellationToken) {
+        let file = BatchFile::new(self.partition, checkpoint.batch_id);
+        let (store, partition, shutdown) = (self.store.clone(), self.partition, shutdown.clone());
+        let (tmp, data, ended) = (
+            file.tmp_path(),
+            bytes.clone(),
+            Arc::clone(&self.upload_ended),
+        );
+        let done = Arc::new(AtomicBool::new(false));
+        let done_flag = Arc::clone(&done);
+        let written = tokio::spawn(async move {
+            let written = retry(
+                partition,
+                Some(checkpoint.batch_id),
+                "write the batch file",
+                &shutdown,
+                |attempt| write_temp_file(&store, &tmp, data.clone(), attempt > 1),
+            )
+            .await;
+            done_flag.store(true, Ordering::Release);
+            ended.notify_one();
+            written
+        });
+        self.uploads.push_back(Upload {
+            file,
+            checkpoint,
+            bytes,
+            written,
+            done,
+        });
+    }
+
+    /// Commits the batches whose files are written, oldest first, up to the
+    /// first that is still being written.
+    pub(crate) async fn settle(&mut self, shutdown: &CancellationToken) -> Result<Committed> {
+        self.commit_while(shutdown, Self::oldest_written).await
+    }
+
+    /// Whether the oldest batch handed over has its temp file written.
+    fn oldest_written(&self) -> bool {
+        self.uploads
+            .front()
+            .is_some_and(|upload| upload.written.is_finished())
+            && !crash::holds_commit(self.uploads.len())
+    }
+
+    /// Commits the oldest batch while `more` says so, stopping at the first
+    /// one shutdown interrupts.
+    async fn commit_while(
+        &mut self,
+        shutdown: &CancellationToken,
+        more: impl Fn(&Self) -> bool,
+    ) -> Result<Committed> {
+        let mut committed = Committed::default();
+        while more(self) {
+            if !self.finish_oldest(shutdown).await? {
+                committed.interrupted = true;
+                break;
+            }
+            committed.batches += 1;
+        }
+        Ok(committed)
+    }
+
+    /// Commits the oldest batch handed over once its temp file is written:
+    /// rename into place, then the checkpoint naming it, each retried with
+    /// backoff (the checkpoint never moves before the file is in place).
+    /// `false` if shutdown interrupted it, leaving it (and every later
+    /// batch) uncommitted, which is safe: they are read again on the next
+    /// start, and their temp files removed.
+    async fn finish_oldest(&mut self, shutdown: &CancellationToken) -> Result<bool> {
+        let Some(upload) = self.uploads.front_mut() else {
+            return Ok(true);
+        };
+        let written = (&mut upload.written)
+            .await
+            .map_err(|join| crate::Error::Task {
+                partition: self.partition,
+                cause: join.into(),
+            })?;
+        let upload = self.uploads.pop_front().expect("looked at above");
+        if !written {
+            return Ok(false);
+        }
+        crash::begin_commit();
+        if crash::armed(CrashPoint::AfterUploads) {
+            for later in &mut self.uploads {
+                let _ = (&mut later.written).await;
+            }
+            crash::abort(CrashPoint::AfterUploads);
+        }
+        crash::point(CrashPoint::AfterTempFile);
+        let (store, partition, file, bytes) =
+            (&self.store, self.partition, upload.file, &upload.bytes);
+        let renamed = retry(
+            partition,
+            Some(file.batch),
+            "move the batch file into place",
+            shutdown,
+            // A rename that failed may have left the temp file anywhere from
+            // intact to gone: the retry writes it again first.
+            |attempt| async move {
+                if attempt > 1 {
+                    write_temp_file(store, &file.tmp_path(), bytes.clone(), true).await?;
+                }
+                store.rename_over(&file.tmp_path(), &file.path()).await
+            },
+        )
+        .await;
+        if !renamed {
+            return Ok(false);
+        }
+        crash::point(CrashPoint::AfterRename);
+
+        let checkpoint = upload.checkpoint;
+        if crash::armed(CrashPoint::DuringCheckpoint) {
+            let encoded = CheckpointDir::encode(&checkpoint);
+            let tmp = format!("{}{TMP_SUFFIX}", CheckpointDir::file_name(partition));
+            self.checkpoints
+                .store()
+                .write_new(&tmp, encoded.slice(..encoded.len() / 2))
+                .await?;
+            crash::abort(CrashPoint::DuringCheckpoint);
+        }
+        // A full or failing disk where the checkpoints live: the previous
+        // checkpoint stays as it was (the save is atomic), so retrying until
+        // there is room again is safe, and stopping instead is too.
+        let checkpoints = &self.checkpoints;
+        let saved = retry(
+            partition,
+            Some(checkpoint.batch_id),
+            "save the checkpoint",
+            shutdown,
+            |_| checkpoints.save(partition, &checkpoint),
+        )
+        .await;
+        if saved {
+            self.checkpoint = Some(checkpoint);
+        }
+        Ok(saved)
+    }
+}
+
+/// Temp files of this partition are left by a crash; they were never part of
+/// the committed data and would only confuse people listing the directory.
+/// Best effort: a store that cannot list or delete right now (down, hung, in
+/// safe mode) must not stop the start, since a temp file is overwritten by the
+/// next write of its batch anyway, and the commit waits for the store itself.
+async fn remove_leftovers(store: &Store, partition: i32) {
+    let names = match store.list(DATA_DIR).await {
+        Ok(names) => names,
+        Err(err) => {
+            tracing::warn!(partition, error = %err, "cannot look for temp files left by an earlier run; carrying on");
+            return;
+        }
+    };
+    for name in names
+        .iter()
+        .filter(|name| BatchFile::is_tmp_of(partition, name))
+    {
+        match store.delete(&batch_store::join(DATA_DIR, name)).await {
+            Ok(_) => {
+                tracing::info!(partition, file = %name, "removed a temp file left by an earlier run")
+            }
+            Err(err) => {
+                tracing::warn!(partition, file = %name, error = %err, "cannot remove a temp file left by an earlier run; carrying on")
+            }
+        }
+    }
+}
+
+async fn write_temp_file(
+    store: &Store,
+    tmp: &str,
+    bytes: Bytes,
+    retrying: bool,
+) -> batch_store::Result<()> {
+    if retrying {
+        // A failed write may still hold the HDFS lease on the temp file;
+        // deleting it lets the new write start clean.
+        let _ = store.delete(tmp).await;
+    }
+    store.write_new(tmp, bytes).await
+}

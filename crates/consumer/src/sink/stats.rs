@@ -1,0 +1,96 @@
+//! The f24 variant: per-station running stats and the offset, one
+//! `partition-N.json` per partition, replaced atomically after each batch.
+
+use batch_store::CheckpointDir;
+use bytes::Bytes;
+use report::Report;
+use tokio_util::sync::CancellationToken;
+
+use super::{retry, Committed};
+use crate::lock::OutputLock;
+use crate::stats::PartitionStats;
+use crate::{ConsumerOptions, Result};
+
+pub(crate) struct StatsSink {
+    dir: CheckpointDir,
+    partition: i32,
+    state: Option<PartitionStats>,
+    _lock: OutputLock,
+}
+
+impl StatsSink {
+    /// Takes the partition's lock, applies `--reset` and loads the stats.
+    pub(crate) async fn open(
+        options: &ConsumerOptions,
+        partition: i32,
+        dir: &CheckpointDir,
+    ) -> Result<Self> {
+        let lock = OutputLock::partition(dir.dir(), partition)?;
+        if options.reset && dir.remove(partition).await? {
+            tracing::warn!(
+                partition,
+                "stats removed (--reset): starting over at offset 0"
+            );
+        }
+        let state = dir
+            .store()
+            .load_state(
+                &CheckpointDir::file_name(partition),
+                PartitionStats::from_json,
+            )
+            .await?;
+        Ok(StatsSink {
+            dir: dir.clone(),
+            partition,
+            state,
+            _lock: lock,
+        })
+    }
+
+    pub(crate) fn resume_offset(&self) -> Option<i64> {
+        self.state.as_ref().map(|state| state.offset)
+    }
+
+    pub(crate) fn state_path(&self) -> String {
+        self.dir.path(self.partition).display().to_string()
+    }
+
+    pub(crate) fn add(&mut self, report: &Report) {
+        self.state.get_or_insert_with(PartitionStats::default).add(
+            &report.station_id,
+            &report.date,
+            report.degrees,
+        );
+    }
+
+    /// Saves state and offset as one file, retried until it is written (a
+    /// full disk) or shutdown comes.
+    pub(crate) async fn commit(
+        &mut self,
+        next_offset: i64,
+        shutdown: &CancellationToken,
+    ) -> Result<Committed> {
+        let state = self.state.get_or_insert_with(PartitionStats::default);
+        state.offset = next_offset;
+        let name = CheckpointDir::file_name(self.partition);
+        let bytes = Bytes::from(state.to_json());
+        // As with a checkpoint: the replace is atomic, so the old file
+        // stays whole while a full disk refuses the new one.
+        let store = self.dir.store();
+        let saved = retry(self.partition, None, "save the stats", shutdown, |_| {
+            store.put_atomic(&name, bytes.clone())
+        })
+        .await;
+        Ok(Committed {
+            batches: usize::from(saved),
+            interrupted: !saved,
+        })
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match &self.state {
+            Some(state) => format!("offset {}, {} stations", state.offset, state.stations.len()),
+            None => "no stats".into(),
+        }
+    }
+}
