@@ -84,18 +84,19 @@ async fn every_sink_rides_out_a_killed_partition_leader_without_a_duplicate() {
     let log_of = |name: &str| {
         std::fs::read_to_string(logs.path().join(format!("{name}.log"))).unwrap_or_default()
     };
+    const SINKS: [&str; 6] = [
+        "consumer-0",
+        "consumer-1",
+        "consumer-2",
+        "consumer-3",
+        "stats",
+        "collector",
+    ];
     let all_logs = || {
-        [
-            "consumer-0",
-            "consumer-1",
-            "consumer-2",
-            "consumer-3",
-            "stats",
-            "collector",
-        ]
-        .iter()
-        .map(|name| format!("--- {name}\n{}", log_of(name)))
-        .collect::<String>()
+        SINKS
+            .iter()
+            .map(|name| format!("--- {name}\n{}", log_of(name)))
+            .collect::<String>()
     };
     let spawn = |name: &str, mut command: Command| {
         command
@@ -119,22 +120,11 @@ async fn every_sink_rides_out_a_killed_partition_leader_without_a_duplicate() {
     stats.arg("--stats").arg("--stats-dir").arg(&stats_dir);
     sinks.0.push(spawn("stats", stats));
     let archive = logs.path().join("archive");
-    let mut collector = Command::new(env!("CARGO_BIN_EXE_collector"));
+    let mut collector =
+        common::archive::collector(&topic, &archive, &logs.path().join("collector.log"));
     collector
-        .args([
-            "--topic",
-            &topic,
-            "--wait",
-            "30",
-            "--batch-size",
-            "100",
-            "--batch-timeout",
-            "0.2",
-        ])
-        .arg("--output-dir")
-        .arg(&archive)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
+        .args(["--batch-size", "100", "--batch-timeout", "0.2"])
+        .env("RUST_LOG", "warn");
     sinks.0.push(spawn("collector", collector));
 
     // A third of the way in, kill the node leading partition 0.
@@ -177,14 +167,7 @@ async fn every_sink_rides_out_a_killed_partition_leader_without_a_duplicate() {
     cluster.start_node(leader);
 
     // Each sink is still the process that started, and stops cleanly.
-    for (child, name) in sinks.0.iter_mut().zip([
-        "consumer-0",
-        "consumer-1",
-        "consumer-2",
-        "consumer-3",
-        "stats",
-        "collector",
-    ]) {
+    for (child, name) in sinks.0.iter_mut().zip(SINKS) {
         assert!(
             child.try_wait().unwrap().is_none(),
             "{name} exited:\n{}",

@@ -1,51 +1,86 @@
 //! The broker stops answering (frozen: it keeps its connections open and
-//! replies to nothing, as when packets are dropped) under a running consumer:
-//! the consumer does not hang in a call, its Kafka client reports the silence
-//! within its socket timeout, and once the broker answers again the consumer
-//! carries on without a restart, exactly once.
+//! replies to nothing, as when packets are dropped) under every running sink
+//! (`consumer 0`, `consumer --stats 0`, `collector`): none hangs in a call,
+//! their Kafka clients report the silence within the socket timeout, and once
+//! the broker answers again each carries on without a restart, exactly once.
 //!
-//! This freezes the shared stack's broker, so it lives alone in its own test
-//! binary (cargo runs test binaries one at a time).
+//! This freezes the shared stack's broker, so it holds the stack exclusively
+//! (`local_stack::exclusive_stack`).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use common::archive::{assert_exactly_once, Archive};
+use common::stats::{expected, load, stats_command, summary};
 use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
     let _stack = local_stack::exclusive_stack();
-    let topic = unique("broker-hang");
-    create_topic(&topic, 1).await;
-    send(&topic, 1, &readings(0, 50)).await;
+    let topic = one_partition_of("broker-hang", 50).await;
     let output = Output::new(true);
-    let mut command = consumer_command(&topic, &output, &[0]);
-    command.args(["--batch-records", "5", "-X", "socket.timeout.ms=5000"]);
-    let mut child = Running(vec![command.spawn().expect("start consumer")]);
-    output.wait_for_offset(0, 50, Duration::from_secs(60)).await;
+    let args = ["--batch-records", "5", "-X", "socket.timeout.ms=5000"];
+    let mut child = consuming_partition_0(&topic, &output, &args, 50).await;
+    let stats_output = Output::new(false);
+    let mut stats = stats_command(&topic, &stats_output, &[0]);
+    stats.args(["--batch-records", "5", "-X", "socket.timeout.ms=5000"]);
+    let mut stats = Running(vec![stats.spawn().expect("start the stats consumer")]);
+    let archive = Archive::new();
+    let mut collector = archive.command(&topic);
+    collector.args([
+        "--batch-size",
+        "5",
+        "--batch-timeout",
+        "0.2",
+        "-X",
+        "socket.timeout.ms=5000",
+    ]);
+    let mut collector = Running(vec![collector.spawn().expect("start the collector")]);
+    let stats_offset = || load(&stats_output.checkpoint_dir, 0).map_or(0, |s| s.offset);
+    let at = |offset: i64| BTreeMap::from([(0, offset)]);
+    wait_until(
+        "the stats consumer at offset 50",
+        Duration::from_secs(60),
+        || stats_offset() == 50,
+        || stats_output.log(),
+    );
+    archive
+        .wait_for_offsets(&topic, &at(50), Duration::from_secs(60))
+        .await;
 
     let node = std::env::var("P7_BROKER_NODE").unwrap_or_else(|_| "kafka-1".into());
-    stack(&["pause-service", &node]);
-    let resume = scopeguard(|| stack(&["resume-service", &node]));
+    local_stack::stack(&["pause-service", &node]);
+    let resume = local_stack::restore(&["resume-service", &node]);
     let paused = Instant::now();
     wait_until(
         "the silence reported",
         Duration::from_secs(20),
         || {
-            let log = output.log();
-            log.contains("Timed out") && log.contains("All broker connections are down")
+            [output.log(), stats_output.log(), archive.log()]
+                .iter()
+                .all(|log| {
+                    log.contains("Timed out") && log.contains("All broker connections are down")
+                })
         },
-        || output.log(),
+        || [output.log(), stats_output.log(), archive.log()].join("\n---\n"),
     );
     eprintln!(
         "measured: silence reported {:.1} s after the broker froze",
         paused.elapsed().as_secs_f64()
     );
-    assert!(
-        child.0[0].try_wait().unwrap().is_none(),
-        "the consumer died"
-    );
+    for (sink, running) in [
+        ("consumer", &mut child),
+        ("stats", &mut stats),
+        ("collector", &mut collector),
+    ] {
+        assert!(
+            running.0[0].try_wait().unwrap().is_none(),
+            "the {sink} died"
+        );
+    }
     drop(resume);
     let resumed = Instant::now();
 
@@ -53,10 +88,40 @@ async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
     output
         .wait_for_offset(0, 100, Duration::from_secs(120))
         .await;
+    wait_until(
+        "the stats consumer at offset 100",
+        Duration::from_secs(120),
+        || stats_offset() == 100,
+        || stats_output.log(),
+    );
+    archive
+        .wait_for_offsets(&topic, &at(100), Duration::from_secs(120))
+        .await;
     eprintln!(
-        "measured: caught up {:.1} s after the broker resumed",
+        "measured: every sink caught up {:.1} s after the broker resumed",
         resumed.elapsed().as_secs_f64()
     );
     terminate(&mut child.0[0], &output);
-    assert_eq!(output.committed(0).await, topic_records(&topic, 0));
+    terminate(&mut stats.0[0], &stats_output);
+    let status = local_stack::signal_and_wait(&mut collector.0[0], "TERM");
+    assert!(
+        status.success(),
+        "the collector: {status}\n{}",
+        archive.log()
+    );
+
+    let records = topic_records(&topic, 0);
+    assert_eq!(output.committed(0).await, records);
+    let state = load(&stats_output.checkpoint_dir, 0).expect("a stats file");
+    let got: BTreeMap<String, (u64, f64, String, String)> = state
+        .stations
+        .iter()
+        .map(|(station, stats)| (station.clone(), summary(stats)))
+        .collect();
+    assert_eq!(
+        got,
+        expected(&records),
+        "the stats counted a record twice or not at all"
+    );
+    assert_exactly_once(&archive, &topic, 1);
 }

@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -24,9 +23,9 @@ async fn a_datanode_killed_mid_upload_leaves_every_record_committed_once() {
     const ROWS: u64 = 4_000;
     let topic = unique("datanode-killed");
     let (producing, output, mut consumers) = course_form_under_way(&topic, ROWS).await;
-    stack(&["stop-service", "datanode-2", "--kill"]);
+    local_stack::stack(&["stop-service", "datanode-2", "--kill"]);
     let killed_at = Instant::now();
-    let restart = scopeguard(|| stack(&["start-service", "datanode-2"]));
+    let restart = local_stack::restore(&["start-service", "datanode-2"]);
     producing.await.unwrap();
 
     wait_for_the_ends(&topic, ROWS, &output).await;
@@ -38,59 +37,10 @@ async fn a_datanode_killed_mid_upload_leaves_every_record_committed_once() {
     stop_and_compare(&topic, &output, &mut consumers).await;
 }
 
-/// An HDFS of the test's own (a NameNode and one DataNode, so replication 1)
-/// in a state directory of its own; stopped and deleted when dropped.
-struct PrivateHdfs {
-    dir: tempfile::TempDir,
-    ports: Vec<(&'static str, u16)>,
-}
-
-impl PrivateHdfs {
-    fn start() -> Self {
-        let first = local_stack::free_ports(5);
-        let names = [
-            "P7_HDFS_PORT",
-            "P7_HDFS_NAMENODE_HTTP_PORT",
-            "P7_HDFS_DATANODE_PORT",
-            "P7_HDFS_DATANODE_IPC_PORT",
-            "P7_HDFS_DATANODE_HTTP_PORT",
-        ];
-        let hdfs = PrivateHdfs {
-            dir: tempfile::tempdir().unwrap(),
-            ports: names.into_iter().zip(first..).collect(),
-        };
-        hdfs.stack(&["start-service", "hdfs"]);
-        hdfs
-    }
-
-    fn url(&self) -> String {
-        format!("hdfs://127.0.0.1:{}", self.ports[0].1)
-    }
-
-    fn stack(&self, args: &[&str]) {
-        let mut command = Command::new(local_stack::stack_script());
-        command
-            .args(args)
-            .env("P7_STACK_DIR", self.dir.path().join("stack"))
-            .env("P7_HDFS_DATANODES", "1");
-        for (name, port) in &self.ports {
-            command.env(name, port.to_string());
-        }
-        let status = command.status().expect("run scripts/stack");
-        assert!(status.success(), "scripts/stack {args:?} failed");
-    }
-}
-
-impl Drop for PrivateHdfs {
-    fn drop(&mut self) {
-        self.stack(&["down", "--purge"]);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_only_datanode_killed_mid_upload_fails_the_upload_until_it_is_back() {
     let _stack = local_stack::exclusive_stack();
-    let hdfs = PrivateHdfs::start();
+    let hdfs = local_stack::PrivateHdfs::start();
     let topic = unique("datanode-alone");
     create_topic(&topic, 1).await;
     send(&topic, 1, &readings(0, 200)).await;

@@ -4,9 +4,9 @@
 //! moving its checkpoint, continues when the NameNode is back, and the output
 //! is still exactly once.
 //!
-//! These change the shared stack's NameNode, so each holds `exclusive_stack`
-//! (cargo runs test binaries one at a time, and the tests of one binary on
-//! parallel threads).
+//! These change the shared stack's NameNode, so each holds
+//! `local_stack::exclusive_stack`: no other test, of this binary or another
+//! process, runs beside it.
 
 mod common;
 
@@ -17,17 +17,12 @@ use common::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
     let _stack = local_stack::exclusive_stack();
-    let topic = unique("namenode-outage");
-    create_topic(&topic, 1).await;
-    send(&topic, 1, &readings(0, 50)).await;
+    let topic = one_partition_of("namenode-outage", 50).await;
     let output = Output::new(true);
-    let mut command = consumer_command(&topic, &output, &[0]);
-    command.args(["--batch-records", "5"]);
-    let mut child = command.spawn().expect("start consumer");
-    output.wait_for_offset(0, 50, Duration::from_secs(60)).await;
+    let mut child = consuming_partition_0(&topic, &output, &["--batch-records", "5"], 50).await;
 
-    stack(&["stop-service", "namenode"]);
-    let restart = scopeguard(|| stack(&["start-service", "namenode"]));
+    local_stack::stack(&["stop-service", "namenode"]);
+    let restart = local_stack::restore(&["start-service", "namenode"]);
     send(&topic, 1, &readings(50, 50)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
@@ -40,7 +35,7 @@ async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
     output
         .wait_for_offset(0, 100, Duration::from_secs(120))
         .await;
-    terminate(&mut child, &output);
+    terminate(&mut child.0[0], &output);
     let committed = output.committed(0).await;
     assert_eq!(committed.len(), 100);
     assert_eq!(committed, topic_records(&topic, 0));
@@ -55,17 +50,13 @@ async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers() {
     let _stack = local_stack::exclusive_stack();
-    let topic = unique("namenode-hang");
-    create_topic(&topic, 1).await;
-    send(&topic, 1, &readings(0, 50)).await;
+    let topic = one_partition_of("namenode-hang", 50).await;
     let output = Output::new(true);
-    let mut command = consumer_command(&topic, &output, &[0]);
-    command.args(["--batch-records", "5", "--hdfs-timeout", "3"]);
-    let mut child = Running(vec![command.spawn().expect("start consumer")]);
-    output.wait_for_offset(0, 50, Duration::from_secs(60)).await;
+    let args = ["--batch-records", "5", "--hdfs-timeout", "3"];
+    let mut child = consuming_partition_0(&topic, &output, &args, 50).await;
 
-    stack(&["pause-service", "namenode"]);
-    let resume = scopeguard(|| stack(&["resume-service", "namenode"]));
+    local_stack::stack(&["pause-service", "namenode"]);
+    let resume = local_stack::restore(&["resume-service", "namenode"]);
     let paused = std::time::Instant::now();
     send(&topic, 1, &readings(50, 50)).await;
     wait_until(
@@ -108,11 +99,9 @@ async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_consumer_started_while_hdfs_is_in_safe_mode_waits_then_proceeds() {
     let _stack = local_stack::exclusive_stack();
-    let topic = unique("safe-mode");
-    create_topic(&topic, 1).await;
-    send(&topic, 1, &readings(0, 50)).await;
-    stack(&["dfsadmin", "-safemode", "enter"]);
-    let leave = scopeguard(|| stack(&["dfsadmin", "-safemode", "leave"]));
+    let topic = one_partition_of("safe-mode", 50).await;
+    local_stack::stack(&["dfsadmin", "-safemode", "enter"]);
+    let leave = local_stack::restore(&["dfsadmin", "-safemode", "leave"]);
 
     let output = Output::new(true);
     let mut command = consumer_command(&topic, &output, &[0]);
@@ -153,8 +142,8 @@ async fn a_namenode_restarted_while_four_consumers_upload_leaves_every_record_on
     const ROWS: u64 = 4_000;
     let topic = unique("namenode-restart");
     let (producing, output, mut consumers) = course_form_under_way(&topic, ROWS).await;
-    stack(&["stop-service", "namenode"]);
-    let restart = scopeguard(|| stack(&["start-service", "namenode"]));
+    local_stack::stack(&["stop-service", "namenode"]);
+    let restart = local_stack::restore(&["start-service", "namenode"]);
     let stopped_at = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     drop(restart);

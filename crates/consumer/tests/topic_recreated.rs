@@ -162,29 +162,13 @@ async fn the_stats_consumer_and_the_collector_stop_with_one_line_and_keep_their_
     let logs = tempfile::tempdir().unwrap();
     let output = Output::new(false);
     let stats_dir = output.checkpoint_dir.clone();
-    let mut stats_command = bare_consumer_command(&topic, &output, &[0, 1, 2, 3]);
-    stats_command
-        .arg("--stats")
-        .arg("--stats-dir")
-        .arg(&stats_dir);
+    let stats_command = common::stats::stats_command(&topic, &output, &[0, 1, 2, 3]);
     let archive = logs.path().join("archive");
-    let mut collector = Command::new(env!("CARGO_BIN_EXE_collector"));
+    let mut collector =
+        common::archive::collector(&topic, &archive, &logs.path().join("collector.log"));
     collector
-        .args([
-            "--topic",
-            &topic,
-            "--wait",
-            "30",
-            "--batch-size",
-            "50",
-            "--batch-timeout",
-            "0.2",
-        ])
-        .arg("--output-dir")
-        .arg(&archive)
-        .env("P7_BROKERS", local_stack::brokers())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
+        .args(["--batch-size", "50", "--batch-timeout", "0.2"])
+        .env("RUST_LOG", "warn");
     let mut stats = Program::spawn("stats", stats_command, logs.path());
     let mut collector = Program::spawn("collector", collector, logs.path());
 

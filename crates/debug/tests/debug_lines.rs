@@ -117,14 +117,18 @@ fn check_line(line: &str, sent: &[Report]) {
 
 async fn new_topic(prefix: &str) -> String {
     let topic = local_stack::unique_name(prefix);
-    let spec = TopicSpec {
-        name: topic.clone(),
-        partitions: 4,
-        replication: 1,
-        settle: Duration::from_secs(1),
-    };
-    topic::reset_topic(&settings(), &spec).await.unwrap();
+    topic::reset_topic(&settings(), &spec_of(&topic))
+        .await
+        .unwrap();
     topic
+}
+
+/// `topic` as the producer (re)creates it, settling for 1 s after a deletion.
+fn spec_of(topic: &str) -> TopicSpec {
+    TopicSpec {
+        settle: Duration::from_secs(1),
+        ..TopicSpec::course(topic)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,13 +196,9 @@ async fn it_carries_on_when_the_topic_is_deleted_and_recreated() {
     }
 
     // What the producer does at every start.
-    let spec = TopicSpec {
-        name: topic.clone(),
-        partitions: 4,
-        replication: 1,
-        settle: Duration::from_secs(1),
-    };
-    topic::reset_topic(&settings(), &spec).await.unwrap();
+    topic::reset_topic(&settings(), &spec_of(&topic))
+        .await
+        .unwrap();
     // Keep producing until the new topic's records come through.
     let mut sent = Vec::new();
     let first_new = 'found: loop {

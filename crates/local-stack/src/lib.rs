@@ -266,6 +266,57 @@ pub fn stack_dir() -> PathBuf {
     }
 }
 
+/// An HDFS of the test's own (a NameNode and one DataNode, so replication 1)
+/// in a state directory of its own; stopped and deleted when dropped.
+pub struct PrivateHdfs {
+    dir: tempfile::TempDir,
+    ports: Vec<(&'static str, u16)>,
+}
+
+impl PrivateHdfs {
+    /// Starts it and waits until it serves; panics if it cannot.
+    pub fn start() -> Self {
+        let first = free_ports(5);
+        let names = [
+            "P7_HDFS_PORT",
+            "P7_HDFS_NAMENODE_HTTP_PORT",
+            "P7_HDFS_DATANODE_PORT",
+            "P7_HDFS_DATANODE_IPC_PORT",
+            "P7_HDFS_DATANODE_HTTP_PORT",
+        ];
+        let hdfs = PrivateHdfs {
+            dir: tempfile::tempdir().unwrap(),
+            ports: names.into_iter().zip(first..).collect(),
+        };
+        hdfs.stack(&["start-service", "hdfs"]);
+        hdfs
+    }
+
+    pub fn url(&self) -> String {
+        format!("hdfs://127.0.0.1:{}", self.ports[0].1)
+    }
+
+    /// Runs `scripts/stack ARGS` against this HDFS (e.g. to stop its DataNode).
+    pub fn stack(&self, args: &[&str]) {
+        let mut command = std::process::Command::new(stack_script());
+        command
+            .args(args)
+            .env("P7_STACK_DIR", self.dir.path().join("stack"))
+            .env("P7_HDFS_DATANODES", "1");
+        for (name, port) in &self.ports {
+            command.env(name, port.to_string());
+        }
+        let status = command.status().expect("run scripts/stack");
+        assert!(status.success(), "scripts/stack {args:?} failed");
+    }
+}
+
+impl Drop for PrivateHdfs {
+    fn drop(&mut self) {
+        self.stack(&["down", "--purge"]);
+    }
+}
+
 /// A loopback port that was free a moment ago, for services a test starts itself.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -310,6 +361,37 @@ pub fn signal_and_wait(child: &mut std::process::Child, signal: &str) -> std::pr
         .expect("run kill");
     assert!(sent.success(), "kill -{signal} {} failed", child.id());
     child.wait().expect("wait for the child")
+}
+
+/// Runs `scripts/stack ARGS` against the shared stack; panics if it fails.
+pub fn stack(args: &[&str]) {
+    let status = std::process::Command::new(stack_script())
+        .args(args)
+        .status()
+        .expect("run scripts/stack");
+    assert!(status.success(), "scripts/stack {args:?} failed");
+}
+
+/// Runs `scripts/stack ARGS` when dropped, so a stopped or frozen service
+/// comes back even when an assertion fails. A failure is printed, not
+/// raised: it may happen while a failed test unwinds.
+#[must_use = "the service is restored when this is dropped"]
+pub fn restore(args: &[&str]) -> Restore {
+    Restore(args.iter().map(|arg| arg.to_string()).collect())
+}
+
+pub struct Restore(Vec<String>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        match std::process::Command::new(stack_script())
+            .args(&self.0)
+            .status()
+        {
+            Ok(status) if status.success() => {}
+            outcome => eprintln!("scripts/stack {:?} failed: {outcome:?}", self.0),
+        }
+    }
 }
 
 /// This process's hold on `<stack dir>/tests.lock`: shared from its first

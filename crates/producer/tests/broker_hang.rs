@@ -3,8 +3,8 @@
 //! producer neither hangs silently nor drops records. It logs the stall, and
 //! once the broker answers again the topic holds every row exactly once.
 //!
-//! This freezes the shared stack's broker, so it lives alone in its own test
-//! binary (cargo runs test binaries one at a time).
+//! This freezes the shared stack's broker, so it holds the stack exclusively
+//! (`local_stack::exclusive_stack`).
 
 mod common;
 
@@ -14,17 +14,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio_util::sync::CancellationToken;
 use weather_generator::{GeneratorOptions, Limit};
-
-/// Resumes the frozen broker when dropped, even if the test fails.
-struct Resume(&'static str);
-
-impl Drop for Resume {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(local_stack::stack_script())
-            .args(["resume-service", self.0])
-            .status();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_that_stops_answering_holds_the_records_until_it_answers() {
@@ -43,12 +32,8 @@ async fn a_broker_that_stops_answering_holds_the_records_until_it_answers() {
         1000
     );
 
-    assert!(std::process::Command::new(local_stack::stack_script())
-        .args(["pause-service", "kafka-1"])
-        .status()
-        .unwrap()
-        .success());
-    let resume = Resume("kafka-1");
+    local_stack::stack(&["pause-service", "kafka-1"]);
+    let resume = local_stack::restore(&["resume-service", "kafka-1"]);
     let frozen = Instant::now();
     let more = GeneratorOptions {
         delay: Duration::ZERO,

@@ -1,9 +1,11 @@
 //! A producer started before its services waits for them with a clear log
 //! line, then proceeds when they come up.
+//!
+//! One test stops the shared stack's MariaDB, so every test here holds the
+//! stack exclusively (`local_stack::exclusive_stack`).
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -73,13 +75,8 @@ async fn a_producer_started_before_the_broker_waits_and_then_proceeds() {
 async fn a_producer_started_before_mysql_waits_and_then_proceeds() {
     let _stack = local_stack::exclusive_stack();
     let (url, _database) = database_with_rows(25).await;
-    let stack = local_stack::stack_script();
-    assert!(Command::new(&stack)
-        .args(["stop-service", "mysql"])
-        .status()
-        .unwrap()
-        .success());
-    let restart = Restart(stack.clone());
+    local_stack::stack(&["stop-service", "mysql"]);
+    let restart = local_stack::restore(&["start-service", "mysql"]);
 
     let topic = local_stack::unique_name("late-mysql");
     let dir = tempfile::tempdir().unwrap();
@@ -96,15 +93,4 @@ async fn a_producer_started_before_mysql_waits_and_then_proceeds() {
     let found = wait_for_messages(&topic, 4, 25, Duration::from_secs(60)).await;
     terminate(&mut child, &log);
     assert_eq!(found.len(), 25);
-}
-
-/// Starts MySQL again when dropped, even if the test fails.
-struct Restart(PathBuf);
-
-impl Drop for Restart {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.0)
-            .args(["start-service", "mysql"])
-            .status();
-    }
 }

@@ -341,29 +341,6 @@ impl Drop for Running {
     }
 }
 
-/// Runs `scripts/stack` on the shared stack; panics if it fails.
-pub fn stack(args: &[&str]) {
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack");
-    let status = Command::new(script)
-        .args(args)
-        .status()
-        .expect("run scripts/stack");
-    assert!(status.success(), "scripts/stack {args:?} failed");
-}
-
-/// Runs `f` when dropped, so a stopped service comes back even if an assertion fails.
-pub fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
-}
-
 /// Polls `done` every 100 ms; panics after `timeout` with `log()` in the message.
 pub fn wait_until(
     what: &str,
