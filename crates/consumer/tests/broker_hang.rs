@@ -39,17 +39,22 @@ async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
         "socket.timeout.ms=5000",
     ]);
     let mut collector = Running(vec![collector.spawn().expect("start the collector")]);
-    let stats_offset = || load(&stats_output.checkpoint_dir, 0).map_or(0, |s| s.offset);
-    let at = |offset: i64| BTreeMap::from([(0, offset)]);
-    wait_until(
-        "the stats consumer at offset 50",
-        Duration::from_secs(60),
-        || stats_offset() == 50,
-        || stats_output.log(),
-    );
-    archive
-        .wait_for_offsets(&topic, &at(50), Duration::from_secs(60))
-        .await;
+    // The stats file and the archive at `offset`, within `timeout`.
+    let others_at = |offset: i64, timeout: Duration| {
+        wait_until(
+            &format!("the stats consumer at offset {offset}"),
+            timeout,
+            || load(&stats_output.checkpoint_dir, 0).map_or(0, |s| s.offset) == offset,
+            || stats_output.log(),
+        );
+        let (archive, topic) = (&archive, &topic);
+        async move {
+            archive
+                .wait_for_offsets(topic, &BTreeMap::from([(0, offset)]), timeout)
+                .await;
+        }
+    };
+    others_at(50, Duration::from_secs(60)).await;
 
     let node = std::env::var("P7_BROKER_NODE").unwrap_or_else(|_| "kafka-1".into());
     local_stack::stack(&["pause-service", &node]);
@@ -88,15 +93,7 @@ async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
     output
         .wait_for_offset(0, 100, Duration::from_secs(120))
         .await;
-    wait_until(
-        "the stats consumer at offset 100",
-        Duration::from_secs(120),
-        || stats_offset() == 100,
-        || stats_output.log(),
-    );
-    archive
-        .wait_for_offsets(&topic, &at(100), Duration::from_secs(120))
-        .await;
+    others_at(100, Duration::from_secs(120)).await;
     eprintln!(
         "measured: every sink caught up {:.1} s after the broker resumed",
         resumed.elapsed().as_secs_f64()
