@@ -2,7 +2,7 @@
 //! Parquet batch files `partition-N-batch-M.parquet` (or, in stats mode, one
 //! running per-station stats file), exactly once across crashes.
 //!
-//! The commit order is the whole guarantee (see [`partition`]):
+//! The commit order is the whole guarantee (see `sink/parquet.rs`, and docs/design.md):
 //! 1. write `/data/partition-N-batch-M.parquet.tmp` and close it (durable);
 //! 2. rename it over `/data/partition-N-batch-M.parquet`;
 //! 3. replace `partition-N.json` with `{"batch_id": M, "offset": next}` atomically.
