@@ -58,7 +58,16 @@ impl ArchiveCheckpoint {
             .copied()
     }
 
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, String> {
+    /// The checkpoint in the archive's checkpoint directory `checkpoints`
+    /// (empty if there is none yet; an error if it is damaged).
+    pub(crate) async fn load(checkpoints: &Store) -> Result<Self> {
+        Ok(checkpoints
+            .load_state(CHECKPOINT_FILE, Self::parse)
+            .await?
+            .unwrap_or_default())
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, String> {
         let checkpoint: Self = serde_json::from_slice(bytes).map_err(|err| err.to_string())?;
         for (topic, partitions) in &checkpoint.offsets {
             for (partition, offset) in partitions {
@@ -111,10 +120,7 @@ impl Archive {
             format!("the archive {}", dir.display())
         })?;
         let checkpoints = Store::local(&checkpoint_dir);
-        let mut state = checkpoints
-            .load_state(CHECKPOINT_FILE, ArchiveCheckpoint::parse)
-            .await?
-            .unwrap_or_default();
+        let mut state = ArchiveCheckpoint::load(&checkpoints).await?;
         if !state.appending.is_empty() {
             let files = std::mem::take(&mut state.appending);
             let root = dir.clone();

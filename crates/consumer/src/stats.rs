@@ -52,6 +52,20 @@ impl PartitionStats {
         }
     }
 
+    /// The stats of `partition` in `dir`; `None` if it has none yet, an
+    /// error if its file is damaged.
+    pub async fn load(
+        dir: &batch_store::CheckpointDir,
+        partition: i32,
+    ) -> batch_store::Result<Option<Self>> {
+        dir.store()
+            .load_state(
+                &batch_store::CheckpointDir::file_name(partition),
+                Self::from_json,
+            )
+            .await
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         let mut object = serde_json::Map::new();
         object.insert("offset".into(), self.offset.into());

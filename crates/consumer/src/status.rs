@@ -16,7 +16,7 @@ use std::path::Path;
 
 use batch_store::{CheckpointDir, Store};
 
-use crate::jsonl::{ArchiveCheckpoint, CHECKPOINT_DIR, CHECKPOINT_FILE};
+use crate::jsonl::{ArchiveCheckpoint, CHECKPOINT_DIR};
 use crate::stats::PartitionStats;
 use crate::Result;
 
@@ -33,12 +33,7 @@ pub async fn parquet(checkpoints: &CheckpointDir, partition: i32) -> Result<Stri
 
 /// A stats partition: its offset, the records counted and the count per station.
 pub async fn stats(dir: &CheckpointDir, partition: i32) -> Result<String> {
-    let state = dir
-        .store()
-        .load_state(
-            &CheckpointDir::file_name(partition),
-            PartitionStats::from_json,
-        )
+    let state = PartitionStats::load(dir, partition)
         .await?
         .unwrap_or_default();
     let records: u64 = state.stations.values().map(|s| s.count).sum();
@@ -55,10 +50,7 @@ pub async fn stats(dir: &CheckpointDir, partition: i32) -> Result<String> {
 /// The archive's partitions of `topic`: `partitions`, or every one its
 /// checkpoint names.
 pub async fn archive(dir: &Path, topic: &str, partitions: &[i32]) -> Result<Vec<String>> {
-    let checkpoint = Store::local(dir.join(CHECKPOINT_DIR))
-        .load_state(CHECKPOINT_FILE, ArchiveCheckpoint::parse)
-        .await?
-        .unwrap_or_default();
+    let checkpoint = ArchiveCheckpoint::load(&Store::local(dir.join(CHECKPOINT_DIR))).await?;
     let partitions = if partitions.is_empty() {
         let mut named: Vec<i32> = checkpoint
             .offsets

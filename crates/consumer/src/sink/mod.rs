@@ -13,6 +13,9 @@ use std::time::Duration;
 use report::Report;
 use tokio_util::sync::CancellationToken;
 
+use batch_store::CheckpointDir;
+
+use crate::lock::OutputLock;
 use crate::{ConsumerOptions, Output, Result};
 use jsonl::JsonLinesSink;
 use parquet::ParquetSink;
@@ -130,6 +133,22 @@ impl Sink {
             Sink::JsonLines(sink) => sink.describe(),
         }
     }
+}
+
+/// Takes the lock on `partition`'s state file in `dir`, then applies
+/// `--reset` (removing the file, with `removed` as the warning), so a second
+/// process can neither run beside this one nor reset under it.
+async fn claim(
+    options: &ConsumerOptions,
+    dir: &CheckpointDir,
+    partition: i32,
+    removed: &str,
+) -> Result<OutputLock> {
+    let lock = OutputLock::partition(dir.dir(), partition)?;
+    if options.reset && dir.remove(partition).await? {
+        tracing::warn!(partition, "{removed}");
+    }
+    Ok(lock)
 }
 
 /// Runs `step` until it succeeds, with backoff from 200 ms to 5 s and a line

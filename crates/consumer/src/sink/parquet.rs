@@ -13,7 +13,7 @@ use report::Report;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{retry, Committed};
+use super::{claim, retry, Committed};
 use crate::crash::{self, CrashPoint};
 use crate::lock::OutputLock;
 use crate::{ConsumerOptions, Result};
@@ -65,13 +65,13 @@ impl ParquetSink {
         store: &Store,
         checkpoints: &CheckpointDir,
     ) -> Result<Self> {
-        let lock = OutputLock::partition(checkpoints.dir(), partition)?;
-        if options.reset && checkpoints.remove(partition).await? {
-            tracing::warn!(
-                partition,
-                "checkpoint removed (--reset): starting over at offset 0, batch 0"
-            );
-        }
+        let lock = claim(
+            options,
+            checkpoints,
+            partition,
+            "checkpoint removed (--reset): starting over at offset 0, batch 0",
+        )
+        .await?;
         let checkpoint = checkpoints.load(partition).await?;
         remove_leftovers(store, partition).await;
         Ok(ParquetSink {

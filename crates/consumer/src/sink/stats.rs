@@ -6,7 +6,7 @@ use bytes::Bytes;
 use report::Report;
 use tokio_util::sync::CancellationToken;
 
-use super::{retry, Committed};
+use super::{claim, retry, Committed};
 use crate::lock::OutputLock;
 use crate::stats::PartitionStats;
 use crate::{ConsumerOptions, Result};
@@ -25,20 +25,14 @@ impl StatsSink {
         partition: i32,
         dir: &CheckpointDir,
     ) -> Result<Self> {
-        let lock = OutputLock::partition(dir.dir(), partition)?;
-        if options.reset && dir.remove(partition).await? {
-            tracing::warn!(
-                partition,
-                "stats removed (--reset): starting over at offset 0"
-            );
-        }
-        let state = dir
-            .store()
-            .load_state(
-                &CheckpointDir::file_name(partition),
-                PartitionStats::from_json,
-            )
-            .await?;
+        let lock = claim(
+            options,
+            dir,
+            partition,
+            "stats removed (--reset): starting over at offset 0",
+        )
+        .await?;
+        let state = PartitionStats::load(dir, partition).await?;
         Ok(StatsSink {
             dir: dir.clone(),
             partition,
