@@ -306,8 +306,7 @@ impl PrivateHdfs {
         for (name, port) in &self.ports {
             command.env(name, port.to_string());
         }
-        let status = command.status().expect("run scripts/stack");
-        assert!(status.success(), "scripts/stack {args:?} failed");
+        run_checked(command, args);
     }
 }
 
@@ -365,10 +364,14 @@ pub fn signal_and_wait(child: &mut std::process::Child, signal: &str) -> std::pr
 
 /// Runs `scripts/stack ARGS` against the shared stack; panics if it fails.
 pub fn stack(args: &[&str]) {
-    let status = std::process::Command::new(stack_script())
-        .args(args)
-        .status()
-        .expect("run scripts/stack");
+    let mut command = std::process::Command::new(stack_script());
+    command.args(args);
+    run_checked(command, args);
+}
+
+/// Runs a `scripts/stack` command made with `args`; panics if it fails.
+fn run_checked(mut command: std::process::Command, args: &[&str]) {
+    let status = command.status().expect("run scripts/stack");
     assert!(status.success(), "scripts/stack {args:?} failed");
 }
 
