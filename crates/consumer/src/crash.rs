@@ -1,7 +1,7 @@
 //! Deterministic crash points, for the tests that prove exactly-once output.
 //!
-//! `P7_CRASH_POINT=<point>[@<n>]` makes the process abort (no cleanup, like a
-//! SIGKILL) when the n-th batch commit of the process (default 1) reaches
+//! `P7_CRASH_POINT=<point>[@<n>]` makes the program die at once (no cleanup,
+//! the supervisor too, like a SIGKILL) when the n-th batch commit of the process (default 1) reaches
 //! `<point>`: `after-temp-file` (the batch's temp file written, not
 //! renamed), `after-uploads` (the same, held until three batches are
 //! handed over and then once every later one has its temp file written too), `after-rename` or
@@ -93,5 +93,5 @@ pub fn point(point: CrashPoint) {
 
 pub fn abort(point: CrashPoint) -> ! {
     eprintln!("consumer: crashing on purpose at {point:?} ({ENV})");
-    std::process::abort()
+    program::kill_program()
 }

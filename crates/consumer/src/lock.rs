@@ -5,8 +5,14 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::Error;
+
+/// How long a held lock is waited for before a second writer is refused:
+/// a program killed outright takes its worker process with it (see
+/// `program::supervise`), but that worker may need a moment to finish dying.
+const HOLDER_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct OutputLock {
@@ -35,13 +41,21 @@ impl OutputLock {
             .write(true)
             .open(&path)
             .map_err(unwritable)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(Error::AlreadyRunning {
-                what: what(),
-                lock: path.display().to_string(),
-            }),
-            Err(TryLockError::Error(err)) => Err(unwritable(err)),
+        let deadline = Instant::now() + HOLDER_EXIT_GRACE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::AlreadyRunning {
+                        what: what(),
+                        lock: path.display().to_string(),
+                    })
+                }
+                Err(TryLockError::Error(err)) => return Err(unwritable(err)),
+            }
         }
     }
 }

@@ -79,6 +79,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // A crash inside librdkafka restarts the worker; see program::supervise.
+    if let Some(exit) = program::supervise("consumer") {
+        return exit;
+    }
     program::block_on(async {
         program::init_logging("info");
         let cli = Cli::parse();

@@ -27,6 +27,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // A crash inside librdkafka restarts the worker; see program::supervise.
+    if let Some(exit) = program::supervise("debug") {
+        return exit;
+    }
     program::block_on(async {
         program::init_logging("warn");
         let cli = Cli::parse();

@@ -9,6 +9,9 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
+mod supervisor;
+pub use supervisor::{kill_program, supervise};
+
 /// Runs a program's `main` on a multi-threaded tokio runtime, after tuning
 /// glibc's malloc (see `tune_malloc`).
 pub fn block_on(main: impl std::future::Future<Output = ExitCode>) -> ExitCode {

@@ -68,6 +68,10 @@ enum OffsetReset {
 }
 
 fn main() -> ExitCode {
+    // A crash inside librdkafka restarts the worker; see program::supervise.
+    if let Some(exit) = program::supervise("collector") {
+        return exit;
+    }
     program::block_on(async {
         program::init_logging("info");
         let cli = Cli::parse();
