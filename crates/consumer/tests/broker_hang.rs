@@ -1,5 +1,5 @@
 //! The broker stops answering (frozen: it keeps its connections open and
-//! replies to nothing, as when packets are dropped) under every running sink
+//! replies to nothing; or its packets dropped on loopback) under every running sink
 //! (`consumer 0`, `consumer --stats 0`, `collector`): none hangs in a call,
 //! their Kafka clients report the silence within the socket timeout, and once
 //! the broker answers again each carries on without a restart, exactly once.
@@ -19,6 +19,26 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
+    broker_silent_then_back(
+        "pause-service",
+        &["resume-service"],
+        &["Timed out", "All broker connections are down"],
+    )
+    .await;
+}
+
+/// The link to the broker cut for real: every packet to and from its port
+/// dropped (new connections hang in their handshake; nothing is refused).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_whose_packets_are_dropped_is_ridden_out_exactly_once() {
+    // The connection to the bootstrap address may stay idle and up.
+    broker_silent_then_back("cut-link", &["mend-links"], &["Timed out"]).await;
+}
+
+/// `silence NODE` (a `scripts/stack` command) makes the broker stop
+/// answering, `back` (with NODE appended) undoes it; every sink's log then
+/// reports the silence with each of `reported`.
+async fn broker_silent_then_back(silence: &str, back: &[&str], reported: &[&str]) {
     let _stack = local_stack::exclusive_stack();
     let topic = one_partition_of("broker-hang", 50).await;
     let output = Output::new(true);
@@ -57,8 +77,9 @@ async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
     others_at(50, Duration::from_secs(60)).await;
 
     let node = std::env::var("P7_BROKER_NODE").unwrap_or_else(|_| "kafka-1".into());
-    local_stack::stack(&["pause-service", &node]);
-    let resume = local_stack::restore(&["resume-service", &node]);
+    local_stack::stack(&[silence, &node]);
+    let back: Vec<&str> = back.iter().copied().chain([node.as_str()]).collect();
+    let resume = local_stack::restore(&back);
     let paused = Instant::now();
     wait_until(
         "the silence reported",
@@ -66,14 +87,12 @@ async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
         || {
             [output.log(), stats_output.log(), archive.log()]
                 .iter()
-                .all(|log| {
-                    log.contains("Timed out") && log.contains("All broker connections are down")
-                })
+                .all(|log| reported.iter().all(|text| log.contains(text)))
         },
         || [output.log(), stats_output.log(), archive.log()].join("\n---\n"),
     );
     eprintln!(
-        "measured: silence reported {:.1} s after the broker froze",
+        "measured: {silence}: silence reported {:.1} s after the broker went silent",
         paused.elapsed().as_secs_f64()
     );
     for (sink, running) in [
@@ -95,7 +114,7 @@ async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
         .await;
     others_at(100, Duration::from_secs(120)).await;
     eprintln!(
-        "measured: every sink caught up {:.1} s after the broker resumed",
+        "measured: {silence}: every sink caught up {:.1} s after the broker answered again",
         resumed.elapsed().as_secs_f64()
     );
     terminate(&mut child.0[0], &output);

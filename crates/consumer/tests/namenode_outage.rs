@@ -49,14 +49,34 @@ async fn the_consumer_rides_out_a_namenode_outage_with_exactly_once_output() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers() {
+    namenode_silent_then_back(
+        &["pause-service", "namenode"],
+        &["resume-service", "namenode"],
+    )
+    .await;
+}
+
+/// The link to the NameNode cut for real: every packet to and from its ports
+/// dropped, so a new connection hangs in its handshake and an open one gets
+/// no answer (nothing is refused).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namenode_whose_packets_are_dropped_is_timed_out_and_the_consumer_recovers() {
+    namenode_silent_then_back(&["cut-link", "namenode"], &["mend-links"]).await;
+}
+
+/// `silence` makes the NameNode stop answering (`scripts/stack` arguments),
+/// `back` undoes it: every HDFS call is bounded by the timeout, the stall is
+/// logged, the checkpoint does not move, and once the NameNode answers again
+/// the consumer catches up with every record once.
+async fn namenode_silent_then_back(silence: &[&str], back: &[&str]) {
     let _stack = local_stack::exclusive_stack();
     let topic = one_partition_of("namenode-hang", 50).await;
     let output = Output::new(true);
     let args = ["--batch-records", "5", "--hdfs-timeout", "3"];
     let mut child = consuming_partition_0(&topic, &output, &args, 50).await;
 
-    local_stack::stack(&["pause-service", "namenode"]);
-    let resume = local_stack::restore(&["resume-service", "namenode"]);
+    local_stack::stack(silence);
+    let resume = local_stack::restore(back);
     let paused = std::time::Instant::now();
     send(&topic, 1, &readings(50, 50)).await;
     wait_until(
@@ -66,7 +86,7 @@ async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers(
         || output.log(),
     );
     eprintln!(
-        "measured: stall logged {:.1} s after the NameNode froze",
+        "measured: {silence:?}: stall logged {:.1} s after the NameNode went silent",
         paused.elapsed().as_secs_f64()
     );
     assert!(
@@ -89,7 +109,7 @@ async fn a_namenode_that_stops_answering_is_timed_out_and_the_consumer_recovers(
         .wait_for_offset(0, 100, Duration::from_secs(120))
         .await;
     eprintln!(
-        "measured: caught up {:.1} s after the NameNode resumed",
+        "measured: {silence:?}: caught up {:.1} s after the NameNode answered again",
         resumed.elapsed().as_secs_f64()
     );
     terminate(&mut child.0[0], &output);
