@@ -34,6 +34,21 @@ pub async fn run(
     let consumer: StreamConsumer = settings
         .group_consumer_config(&options.group, options.from_beginning)
         .create()?;
+    if program::restarted_after_crash() {
+        // The crashed worker is still a member of the group until its session
+        // times out. Joining after that forms the group afresh; joining
+        // before, tansu 0.6 keeps the dead member as the group's leader and
+        // assigns this one nothing, for good.
+        let wait = topic::GROUP_SESSION_TIMEOUT + Duration::from_secs(1);
+        tracing::warn!(
+            ?wait,
+            "started again after a crash; waiting out the crashed worker's group session"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.cancelled() => return Ok(0),
+        }
+    }
     consumer.subscribe(&[&options.topic])?;
     let mut printed = 0u64;
     loop {

@@ -60,7 +60,10 @@ impl Debug {
             .args(extra)
             .env("P7_BROKERS", local_stack::brokers())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var_os("P7_TEST_DEBUG_STDERR") {
+                Some(path) => Stdio::from(local_stack::append_log(std::path::Path::new(&path))),
+                None => Stdio::null(),
+            })
             .spawn()
             .unwrap();
         let stdout: ChildStdout = child.stdout.take().unwrap();
@@ -225,4 +228,26 @@ async fn it_carries_on_when_the_topic_is_deleted_and_recreated() {
     );
     let status = local_stack::signal_and_wait(&mut debug.child, "INT");
     assert_eq!((status.code(), status.signal()), (Some(0), None));
+}
+
+/// Started before the producer has made the topic (students do), debug
+/// prints the first records within seconds of the topic appearing. (On
+/// tansu that takes the group reader's 5 s metadata refresh; librdkafka's
+/// default would leave it silent for five minutes there.)
+#[tokio::test(flavor = "multi_thread")]
+async fn started_before_the_topic_exists_it_prints_once_the_topic_appears() {
+    let topic = local_stack::unique_name("debug-early");
+    let debug = Debug::start(&topic, &["--from-beginning"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    topic::reset_topic(&settings(), &spec_of(&topic))
+        .await
+        .unwrap();
+    let sent = reports("2003-03-03");
+    send(&topic, &sent).await;
+    let appeared = std::time::Instant::now();
+    check_line(&debug.next_line(Duration::from_secs(30)), &sent);
+    eprintln!(
+        "measured: first line {:.1} s after the topic appeared",
+        appeared.elapsed().as_secs_f64()
+    );
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 mod supervisor;
-pub use supervisor::{kill_program, supervise};
+pub use supervisor::{kill_program, restarted_after_crash, supervise};
 
 /// Runs a program's `main` on a multi-threaded tokio runtime, after tuning
 /// glibc's malloc (see `tune_malloc`).

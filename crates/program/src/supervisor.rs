@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 /// Set in the worker's environment (and removed again at its start).
 const WORKER_ENV: &str = "P7_SUPERVISED_WORKER";
+/// Set in the environment of a worker started again after a crash.
+const RESTART_ENV: &str = "P7_WORKER_RESTARTED";
 /// `0` turns supervision off.
 const SUPERVISE_ENV: &str = "P7_SUPERVISE";
 
@@ -37,6 +39,8 @@ const CRASH_WINDOW: Duration = Duration::from_secs(60);
 
 /// The supervisor's process id, in a worker.
 static SUPERVISOR: OnceLock<i32> = OnceLock::new();
+/// Whether this worker was started again after its predecessor crashed.
+static RESTARTED: AtomicBool = AtomicBool::new(false);
 /// The running worker's process id (0: none).
 static WORKER: AtomicI32 = AtomicI32::new(0);
 /// Whether SIGINT or SIGTERM has asked the program to stop.
@@ -50,6 +54,10 @@ pub fn supervise(program: &str) -> Option<ExitCode> {
         // Only this process is the worker: the variable must not reach a
         // program it starts. No other thread exists yet.
         std::env::remove_var(WORKER_ENV);
+        if std::env::var_os(RESTART_ENV).is_some() {
+            std::env::remove_var(RESTART_ENV);
+            RESTARTED.store(true, Ordering::SeqCst);
+        }
         if let Some(pid) = supervisor.to_str().and_then(|pid| pid.parse().ok()) {
             let _ = SUPERVISOR.set(pid);
         }
@@ -59,6 +67,12 @@ pub fn supervise(program: &str) -> Option<ExitCode> {
         return None;
     }
     Some(run(program))
+}
+
+/// Whether this process is a worker started again after a crash (its
+/// predecessor died without a goodbye: e.g. it left a group member behind).
+pub fn restarted_after_crash() -> bool {
+    RESTARTED.load(Ordering::SeqCst)
 }
 
 /// Ends the whole program at once, as a SIGKILL would (supervisor and
@@ -86,7 +100,7 @@ fn run(program: &str) -> ExitCode {
     std::thread::spawn(move || forward_stop_signals(signals));
     let mut crashes: Vec<Instant> = Vec::new();
     loop {
-        let status = match start_worker(signals).and_then(|mut worker| {
+        let status = match start_worker(signals, !crashes.is_empty()).and_then(|mut worker| {
             WORKER.store(worker.id() as i32, Ordering::SeqCst);
             let status = worker.wait();
             WORKER.store(0, Ordering::SeqCst);
@@ -173,7 +187,7 @@ fn forward_stop_signals(signals: libc::sigset_t) {
 }
 
 #[allow(unsafe_code)]
-fn start_worker(signals: libc::sigset_t) -> std::io::Result<std::process::Child> {
+fn start_worker(signals: libc::sigset_t, restart: bool) -> std::io::Result<std::process::Child> {
     let supervisor = std::process::id() as libc::pid_t;
     let mut args = std::env::args_os();
     let mut command = Command::new(std::env::current_exe()?);
@@ -181,6 +195,9 @@ fn start_worker(signals: libc::sigset_t) -> std::io::Result<std::process::Child>
         command.arg0(arg0);
     }
     command.args(args).env(WORKER_ENV, supervisor.to_string());
+    if restart {
+        command.env(RESTART_ENV, "1");
+    }
     // SAFETY: between fork and exec the closure calls only async-signal-safe
     // functions (pthread_sigmask, prctl, getppid).
     unsafe {

@@ -42,6 +42,10 @@ pub enum Error {
     },
 }
 
+/// How long the broker keeps a group member that has stopped heartbeating
+/// (kafka-python's default, the course client's; librdkafka's is 45 s).
+pub const GROUP_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How to reach the broker, plus any librdkafka properties the user passes
 /// through (`-X key=value`), applied last so they can override our defaults.
 #[derive(Debug, Clone)]
@@ -118,7 +122,8 @@ impl KafkaSettings {
         ])
     }
 
-    /// A consumer that subscribes and lets the broker assign partitions.
+    /// A consumer that subscribes and lets the broker assign partitions (its
+    /// session times out after [`GROUP_SESSION_TIMEOUT`]).
     pub fn group_consumer_config(&self, group: &str, from_beginning: bool) -> ClientConfig {
         let reset = if from_beginning { "earliest" } else { "latest" };
         self.client_config(&[
@@ -126,6 +131,19 @@ impl KafkaSettings {
             ("enable.auto.commit", "true"),
             ("auto.offset.reset", reset),
             ("enable.partition.eof", "false"),
+            // A subscribed topic that does not exist yet (debug started before
+            // the producer, or while the producer recreates the topic) is
+            // looked for again at this interval: librdkafka's 5 minutes would
+            // leave the reader silent that long once it appears.
+            ("topic.metadata.refresh.interval.ms", "5000"),
+            // kafka-python's defaults, the course client's: a member that died
+            // without leaving (a crashed worker, see program::supervise) holds
+            // up the group's next assignment for 10 s instead of librdkafka's 45.
+            (
+                "session.timeout.ms",
+                &GROUP_SESSION_TIMEOUT.as_millis().to_string(),
+            ),
+            ("heartbeat.interval.ms", "3000"),
         ])
     }
 
