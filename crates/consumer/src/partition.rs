@@ -117,7 +117,7 @@ fn create_clients(
     options: &ConsumerOptions,
     partitions: usize,
 ) -> Result<Vec<Arc<PartitionConsumer>>> {
-    let mut config = settings.assigned_consumer_config(&options.group);
+    let mut config = settings.assigned_consumer_config_for(&options.group, partitions);
     if options.exit_when_idle.is_some() {
         // Draining: reaching the end of the partition ends a batch early (see `next_batch`).
         config.set("enable.partition.eof", "true");

@@ -124,7 +124,7 @@ async fn drain_all(
     let consumers: Vec<Arc<StreamConsumer>> = (0..clients.min(ends.len()).max(1))
         .map(|_| {
             settings
-                .assigned_consumer_config("ceiling-drain")
+                .assigned_consumer_config_for("ceiling-drain", ends.len())
                 .create()
                 .map(Arc::new)
                 .map_err(|err| err.to_string())

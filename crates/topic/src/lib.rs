@@ -42,6 +42,13 @@ pub enum Error {
     },
 }
 
+/// Messages one process keeps read ahead, shared by the partitions it reads
+/// (librdkafka's `queued.min.messages` is per partition, 100,000 by default:
+/// one partition keeps it). Four partitions of 100,000 each peaked at
+/// 163–170 MiB in one process; 25,000 each at 80–89 MiB (docs/design.md,
+/// "Memory").
+pub const READ_AHEAD_MESSAGES: usize = 100_000;
+
 /// How long the broker keeps a group member that has stopped heartbeating
 /// (kafka-python's default, the course client's; librdkafka's is 45 s).
 pub const GROUP_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,6 +104,13 @@ impl KafkaSettings {
     /// A consumer whose position comes from the caller (an assignment with
     /// explicit offsets); the consumer group is only told afterwards, for lag tools.
     pub fn assigned_consumer_config(&self, group: &str) -> ClientConfig {
+        self.assigned_consumer_config_for(group, 1)
+    }
+
+    /// The same, for a process that reads `partitions` partitions at once:
+    /// they share [`READ_AHEAD_MESSAGES`] of read-ahead.
+    pub fn assigned_consumer_config_for(&self, group: &str, partitions: usize) -> ClientConfig {
+        let read_ahead = (READ_AHEAD_MESSAGES / partitions.max(1)).to_string();
         self.client_config(&[
             ("group.id", group),
             ("enable.auto.commit", "false"),
@@ -110,6 +124,10 @@ impl KafkaSettings {
             // the wire. 4 MiB and 2 MiB were measured against this 3 MiB:
             // more memory, or less speed (docs/design.md, "Memory").
             ("queued.max.messages.kbytes", "3072"),
+            // A queued message costs librdkafka a few hundred bytes whatever
+            // its size, and ours are about 40 bytes on the wire, so the count
+            // is what bounds memory when one process reads many partitions.
+            ("queued.min.messages", &read_ahead),
             // One fetch request serves every partition of the client, and
             // tansu holds it this long when a partition has nothing new: the
             // default 500 ms halved throughput once the partitions shared a
