@@ -21,14 +21,23 @@ fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    let parsed = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [store, files, concurrency] => parse(store, files, concurrency, "500"),
-        [store, files, concurrency, records] => parse(store, files, concurrency, records),
-        _ => Err("usage: file_rate STORE FILES CONCURRENCY [RECORDS]".to_string()),
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("file_rate: cannot start the async runtime: {err}");
+            std::process::exit(1);
+        }
     };
-    let outcome = parsed.and_then(|(store, files, concurrency, records)| {
-        let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
-        runtime.block_on(measure(store, files, concurrency, records))
+    // The HDFS client is made inside the runtime, so that it runs on it
+    // (made outside, it would start a runtime of its own).
+    let outcome = runtime.block_on(async {
+        let (store, files, concurrency, records) =
+            match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                [store, files, concurrency] => parse(store, files, concurrency, "500"),
+                [store, files, concurrency, records] => parse(store, files, concurrency, records),
+                _ => Err("usage: file_rate STORE FILES CONCURRENCY [RECORDS]".to_string()),
+            }?;
+        measure(store, files, concurrency, records).await
     });
     if let Err(err) = outcome {
         eprintln!("file_rate: {err}");
