@@ -77,14 +77,10 @@ pub fn restarted_after_crash() -> bool {
 
 /// Ends the whole program at once, as a SIGKILL would (supervisor and
 /// worker alike): the crash tests' way to die mid-commit.
-#[allow(unsafe_code)]
 pub fn kill_program() -> ! {
     if let Some(&supervisor) = SUPERVISOR.get() {
-        // SAFETY: kill only sends a signal; the supervisor's death then takes
-        // this worker with it (PR_SET_PDEATHSIG).
-        unsafe {
-            libc::kill(supervisor, libc::SIGKILL);
-        }
+        // The supervisor's death takes this worker with it (PR_SET_PDEATHSIG).
+        send(supervisor, libc::SIGKILL);
     }
     std::process::abort()
 }
@@ -102,6 +98,11 @@ fn run(program: &str) -> ExitCode {
     loop {
         let status = match start_worker(signals, !crashes.is_empty()).and_then(|mut worker| {
             WORKER.store(worker.id() as i32, Ordering::SeqCst);
+            if STOPPING.load(Ordering::SeqCst) {
+                // Asked to stop before the worker's id was known to the
+                // forwarding thread.
+                send(worker.id() as i32, libc::SIGTERM);
+            }
             let status = worker.wait();
             WORKER.store(0, Ordering::SeqCst);
             status
@@ -178,11 +179,16 @@ fn forward_stop_signals(signals: libc::sigset_t) {
         STOPPING.store(true, Ordering::SeqCst);
         let worker = WORKER.load(Ordering::SeqCst);
         if worker > 0 {
-            // SAFETY: kill only sends a signal.
-            unsafe {
-                libc::kill(worker, signal);
-            }
+            send(worker, signal);
         }
+    }
+}
+
+#[allow(unsafe_code)]
+fn send(pid: i32, signal: i32) {
+    // SAFETY: kill only sends a signal.
+    unsafe {
+        libc::kill(pid, signal);
     }
 }
 
