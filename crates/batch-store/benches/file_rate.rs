@@ -83,8 +83,9 @@ async fn measure(store: Store, files: u64, concurrency: u64, records: usize) -> 
                     // One partition number per writer file keeps names apart
                     // from any consumer's: the bench writes under its own base.
                     let file = BatchFile::new(0, n);
-                    store.write_new(&file.tmp_path(), payload.clone()).await?;
-                    store.rename_over(&file.tmp_path(), &file.path()).await?;
+                    let tmp = file.unique_tmp_path();
+                    store.write_new(&tmp, payload.clone()).await?;
+                    store.rename_over(&tmp, &file.path()).await?;
                 }
             })
         })

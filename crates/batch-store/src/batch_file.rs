@@ -48,8 +48,17 @@ impl BatchFile {
         crate::join(DATA_DIR, &self.name())
     }
 
-    pub fn tmp_path(&self) -> String {
-        format!("{}{TMP_SUFFIX}", self.path())
+    /// A temp file of its own for one attempt to write this batch,
+    /// `partition-N-batch-M.parquet.<attempt>.tmp`, never used again by
+    /// this or any other process. An HDFS call that timed out may still be
+    /// carried out later: requests stuck in a connection whose link was cut
+    /// reach the NameNode once it is mended, after the retry has gone on.
+    /// With one temp name per batch, an earlier attempt's late `create`
+    /// could empty the temp file between a later attempt's close and its
+    /// rename, and a 0-byte file be committed (the cut-link test did that).
+    /// With a name per attempt, a late call only touches its own file.
+    pub fn unique_tmp_path(&self) -> String {
+        format!("{}.{}{TMP_SUFFIX}", self.path(), attempt_tag())
     }
 
     /// Parses a final (not temporary) batch file name.
@@ -63,12 +72,32 @@ impl BatchFile {
         })
     }
 
+    /// The batch a temp file name belongs to: `….parquet.<attempt>.tmp`, or
+    /// `….parquet.tmp` as earlier versions named them.
+    pub fn parse_tmp(name: &str) -> Option<Self> {
+        let rest = name.strip_suffix(TMP_SUFFIX)?;
+        Self::parse(rest).or_else(|| Self::parse(rest.rsplit_once('.')?.0))
+    }
+
     /// Whether `name` is a temporary file left by a writer of `partition`.
     pub fn is_tmp_of(partition: i32, name: &str) -> bool {
-        name.strip_suffix(TMP_SUFFIX)
-            .and_then(Self::parse)
-            .is_some_and(|file| file.partition == partition)
+        Self::parse_tmp(name).is_some_and(|file| file.partition == partition)
     }
+}
+
+/// Unique across processes (a random per-process part) and within one (a
+/// counter).
+fn attempt_tag() -> String {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(|| {
+        std::collections::hash_map::RandomState::new()
+            .hash_one((std::process::id(), std::time::SystemTime::now()))
+    });
+    format!("{process:016x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn schema() -> SchemaRef {
@@ -258,7 +287,15 @@ mod tests {
     fn names_follow_the_course() {
         let file = BatchFile::new(2, 17);
         assert_eq!(file.path(), "/data/partition-2-batch-17.parquet");
-        assert_eq!(file.tmp_path(), "/data/partition-2-batch-17.parquet.tmp");
+        let (first, second) = (file.unique_tmp_path(), file.unique_tmp_path());
+        assert_ne!(first, second, "every attempt has a temp file of its own");
+        for tmp in [&first, &second] {
+            let name = tmp.strip_prefix("/data/").unwrap();
+            assert!(name.starts_with("partition-2-batch-17.parquet.") && name.ends_with(".tmp"));
+            assert_eq!(BatchFile::parse_tmp(name), Some(file));
+            assert!(BatchFile::is_tmp_of(2, name));
+            assert!(!BatchFile::is_tmp_of(1, name));
+        }
         assert_eq!(BatchFile::parse(&file.name()), Some(file));
         assert_eq!(BatchFile::parse("partition-2-batch-17.parquet.tmp"), None);
         assert_eq!(BatchFile::parse("partition-x-batch-1.parquet"), None);

@@ -1,7 +1,8 @@
 //! A store on HDFS through the native client. HDFS's rename does not replace
 //! an existing file unless asked to, so every rename here passes `overwrite`.
-//! A file is durable once `close` returns: the NameNode only completes it when
-//! the DataNodes have acknowledged every block.
+//! A file is durable once `close` returns (the DataNodes have acknowledged
+//! every block), but readers may see it shorter until the DataNodes have
+//! reported its last block: see `Store::ensure_whole`.
 //!
 //! Every call to the NameNode or a DataNode is bounded by a timeout: the
 //! client waits for an answer without limit of its own, so a NameNode that
@@ -134,6 +135,24 @@ impl HdfsStore {
             .await?;
         tracing::debug!(from, took = ?started.elapsed(), "renamed");
         Ok(())
+    }
+
+    pub async fn ensure_whole(&self, path: &str, len: u64) -> Result<()> {
+        // The length a reader gets (from the block locations), not the
+        // file's status: the status already counts a committed block.
+        let full = self.resolve(path);
+        let reader = self.call("open", path, self.client.read(&full)).await?;
+        let visible = reader.file_length() as u64;
+        if visible == len {
+            Ok(())
+        } else {
+            Err(Error::NotWhole {
+                store: self.url.clone(),
+                path: path.into(),
+                visible,
+                expected: len,
+            })
+        }
     }
 
     pub async fn get(&self, path: &str) -> Result<Bytes> {

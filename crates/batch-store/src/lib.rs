@@ -55,6 +55,13 @@ pub enum Error {
     },
     #[error("committed batch {path} is missing from {store}")]
     MissingBatch { store: String, path: String },
+    #[error("{path} in {store} reads as {visible} of its {expected} bytes so far (its last block is not reported by the DataNodes yet)")]
+    NotWhole {
+        store: String,
+        path: String,
+        visible: u64,
+        expected: u64,
+    },
 }
 
 impl Error {
@@ -137,6 +144,36 @@ impl Store {
         match self {
             Store::Local(store) => store.write_new(path, bytes).await,
             Store::Hdfs(store) => store.write_new(path, bytes).await,
+        }
+    }
+
+    /// Succeeds once readers of `path` see all of its `len` bytes. On HDFS
+    /// a file can be closed while its last block is only committed (the
+    /// NameNode allows that with `dfs.namenode.file.close.num-committed-allowed`,
+    /// as the local and course stacks set it): the data is on the DataNodes,
+    /// but the file reads as shorter until they report the block, which a
+    /// DataNode cut off from the NameNode does only once it is back. A local
+    /// file is whole once written.
+    pub async fn ensure_whole(&self, path: &str, len: u64) -> Result<()> {
+        match self {
+            Store::Local(_) => Ok(()),
+            Store::Hdfs(store) => store.ensure_whole(path, len).await,
+        }
+    }
+
+    /// [`Store::ensure_whole`], asked again (after 10 ms, doubling up to
+    /// 500 ms) until it succeeds or `within` has passed.
+    pub async fn wait_whole(&self, path: &str, len: u64, within: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.ensure_whole(path, len).await {
+                Err(Error::NotWhole { .. }) if tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                outcome => return outcome,
+            }
         }
     }
 

@@ -152,31 +152,37 @@ async fn claim(
 }
 
 /// Runs `step` until it succeeds, with backoff from 200 ms to 5 s and a line
-/// per failure (`cannot {what}; retrying`); `false` if shutdown came first.
-async fn retry<F, Fut>(
+/// per failure (`cannot {what}; retrying`); `None` if shutdown came first.
+async fn retry<T, F, Fut>(
     partition: i32,
     batch: Option<u64>,
     what: &str,
     shutdown: &CancellationToken,
     mut step: F,
-) -> bool
+) -> Option<T>
 where
     F: FnMut(u32) -> Fut,
-    Fut: std::future::Future<Output = batch_store::Result<()>>,
+    Fut: std::future::Future<Output = batch_store::Result<T>>,
 {
     let mut backoff = Duration::from_millis(200);
     let mut attempt = 1;
-    while let Err(err) = step(attempt).await {
-        tracing::warn!(partition, batch, attempt, error = %err, retry_in = ?backoff, "cannot {what}; retrying");
+    loop {
+        match step(attempt).await {
+            Ok(value) => {
+                if attempt > 1 {
+                    tracing::info!(partition, batch, "{what}: done after retrying");
+                }
+                return Some(value);
+            }
+            Err(err) => {
+                tracing::warn!(partition, batch, attempt, error = %err, retry_in = ?backoff, "cannot {what}; retrying");
+            }
+        }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            () = shutdown.cancelled() => return false,
+            () = shutdown.cancelled() => return None,
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
         attempt += 1;
     }
-    if attempt > 1 {
-        tracing::info!(partition, batch, "{what}: done after retrying");
-    }
-    true
 }

@@ -3,6 +3,8 @@
 //! strictly in batch order, while the files of later batches upload.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -39,8 +41,8 @@ struct Upload {
     file: BatchFile,
     checkpoint: Checkpoint,
     bytes: Bytes,
-    /// `false`: shutdown interrupted the write's retries.
-    written: tokio::task::JoinHandle<bool>,
+    /// The temp file written; `None`: shutdown interrupted the write's retries.
+    written: tokio::task::JoinHandle<Option<String>>,
     /// Set once `written` has ended.
     done: Arc<AtomicBool>,
 }
@@ -169,20 +171,17 @@ impl ParquetSink {
     fn start_upload(&mut self, checkpoint: Checkpoint, bytes: Bytes, shutdown: &CancellationToken) {
         let file = BatchFile::new(self.partition, checkpoint.batch_id);
         let (store, partition, shutdown) = (self.store.clone(), self.partition, shutdown.clone());
-        let (tmp, data, ended) = (
-            file.tmp_path(),
-            bytes.clone(),
-            Arc::clone(&self.upload_ended),
-        );
+        let (data, ended) = (bytes.clone(), Arc::clone(&self.upload_ended));
         let done = Arc::new(AtomicBool::new(false));
         let done_flag = Arc::clone(&done);
         let written = tokio::spawn(async move {
+            let mut attempts = TempFiles::default();
             let written = retry(
                 partition,
                 Some(checkpoint.batch_id),
                 "write the batch file",
                 &shutdown,
-                |attempt| write_temp_file(&store, &tmp, data.clone(), attempt > 1),
+                |_| attempts.write(&store, file, data.clone()),
             )
             .await;
             done_flag.store(true, Ordering::Release);
@@ -247,9 +246,9 @@ impl ParquetSink {
                 cause: join.into(),
             })?;
         let upload = self.uploads.pop_front().expect("looked at above");
-        if !written {
+        let Some(written) = written else {
             return Ok(false);
-        }
+        };
         crash::begin_commit();
         if crash::armed(CrashPoint::AfterUploads) {
             for later in &mut self.uploads {
@@ -260,22 +259,29 @@ impl ParquetSink {
         crash::point(CrashPoint::AfterTempFile);
         let (store, partition, file, bytes) =
             (&self.store, self.partition, upload.file, &upload.bytes);
+        let mut attempts = TempFiles::written(written);
         let renamed = retry(
             partition,
             Some(file.batch),
             "move the batch file into place",
             shutdown,
             // A rename that failed may have left the temp file anywhere from
-            // intact to gone: the retry writes it again first.
-            |attempt| async move {
-                if attempt > 1 {
-                    write_temp_file(store, &file.tmp_path(), bytes.clone(), true).await?;
+            // intact to gone: the retry writes a new one first.
+            |_| {
+                let ready = attempts.take_written();
+                let write = (ready.is_none()).then(|| attempts.write(store, file, bytes.clone()));
+                async move {
+                    let tmp = match (ready, write) {
+                        (Some(tmp), _) => tmp,
+                        (None, Some(write)) => write.await?,
+                        (None, None) => unreachable!("a temp file is written when none is ready"),
+                    };
+                    store.rename_over(&tmp, &file.path()).await
                 }
-                store.rename_over(&file.tmp_path(), &file.path()).await
             },
         )
         .await;
-        if !renamed {
+        if renamed.is_none() {
             return Ok(false);
         }
         crash::point(CrashPoint::AfterRename);
@@ -302,10 +308,10 @@ impl ParquetSink {
             |_| checkpoints.save(partition, &checkpoint),
         )
         .await;
-        if saved {
+        if saved.is_some() {
             self.checkpoint = Some(checkpoint);
         }
-        Ok(saved)
+        Ok(saved.is_some())
     }
 }
 
@@ -337,16 +343,64 @@ async fn remove_leftovers(store: &Store, partition: i32) {
     }
 }
 
-async fn write_temp_file(
-    store: &Store,
-    tmp: &str,
-    bytes: Bytes,
-    retrying: bool,
-) -> batch_store::Result<()> {
-    if retrying {
-        // A failed write may still hold the HDFS lease on the temp file;
-        // deleting it lets the new write start clean.
-        let _ = store.delete(tmp).await;
+/// How long a written temp file may read as shorter than it is before the
+/// attempt counts as failed and a new one is written (its DataNodes may be
+/// gone).
+const WHOLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The temp files of one batch's write attempts, each of its own name
+/// (see [`BatchFile::unique_tmp_path`]).
+#[derive(Default)]
+struct TempFiles {
+    /// The last one written or tried.
+    last: Option<String>,
+    /// Whether `last` was written whole and not yet handed out.
+    ready: bool,
+}
+
+impl TempFiles {
+    /// After an upload: `tmp` holds the batch.
+    fn written(tmp: String) -> Self {
+        Self {
+            last: Some(tmp),
+            ready: true,
+        }
     }
-    store.write_new(tmp, bytes).await
+
+    /// The whole temp file, if one is ready and not handed out yet.
+    fn take_written(&mut self) -> Option<String> {
+        std::mem::take(&mut self.ready)
+            .then(|| self.last.clone())
+            .flatten()
+    }
+
+    /// Writes the batch to a new temp file and returns its path, removing
+    /// the previous attempt's file first (best effort: a failed write may
+    /// still hold the HDFS lease on it, and a leftover is removed at the
+    /// next start anyway).
+    fn write(
+        &mut self,
+        store: &Store,
+        file: BatchFile,
+        bytes: Bytes,
+    ) -> Pin<Box<dyn Future<Output = batch_store::Result<String>> + Send>> {
+        let tmp = file.unique_tmp_path();
+        let previous = self.last.replace(tmp.clone());
+        self.ready = false;
+        let store = store.clone();
+        // Boxed: the HDFS client's write is a large future, and moved around
+        // inside the commit's own it overflowed a worker thread's stack.
+        Box::pin(async move {
+            if let Some(previous) = previous {
+                let _ = store.delete(&previous).await;
+            }
+            let len = bytes.len() as u64;
+            store.write_new(&tmp, bytes).await?;
+            // Readers trust every batch up to the checkpoint, so a batch is
+            // only handed to the commit once readers see it whole (a rename
+            // keeps the file's blocks as they are).
+            store.wait_whole(&tmp, len, WHOLE_WITHIN).await?;
+            Ok(tmp)
+        })
+    }
 }

@@ -76,8 +76,8 @@ impl StatsSink {
         })
         .await;
         Ok(Committed {
-            batches: usize::from(saved),
-            interrupted: !saved,
+            batches: usize::from(saved.is_some()),
+            interrupted: saved.is_none(),
         })
     }
 
