@@ -268,13 +268,14 @@ impl ParquetSink {
             // A rename that failed may have left the temp file anywhere from
             // intact to gone: the retry writes a new one first.
             |_| {
-                let ready = attempts.take_written();
-                let write = (ready.is_none()).then(|| attempts.write(store, file, bytes.clone()));
+                // The uploaded file first; after a failed rename, a new one.
+                let next = attempts
+                    .take_written()
+                    .ok_or_else(|| attempts.write(store, file, bytes.clone()));
                 async move {
-                    let tmp = match (ready, write) {
-                        (Some(tmp), _) => tmp,
-                        (None, Some(write)) => write.await?,
-                        (None, None) => unreachable!("a temp file is written when none is ready"),
+                    let tmp = match next {
+                        Ok(tmp) => tmp,
+                        Err(write) => write.await?,
                     };
                     store.rename_over(&tmp, &file.path()).await
                 }
