@@ -79,13 +79,16 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     // A crash inside librdkafka restarts the worker; see program::supervise.
-    if let Some(exit) = program::supervise("consumer") {
-        return exit;
+    // The one-shot queries read no topic.
+    if !(cli.committed || cli.status) {
+        if let Some(exit) = program::supervise("consumer") {
+            return exit;
+        }
     }
     program::block_on(async {
         program::init_logging("info");
-        let cli = Cli::parse();
         program::exit("consumer", run(cli).await)
     })
 }

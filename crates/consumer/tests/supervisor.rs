@@ -168,3 +168,33 @@ async fn a_consumer_killed_outright_leaves_no_worker_behind() {
     wait_for_worker(next.0[0].id(), None, &output);
     stop_and_compare_partition_0(&topic, &output, &mut next).await;
 }
+
+/// A SIGTERM that reaches the program while its worker is still starting
+/// up (before it listens for signals) waits for the worker to listen, then
+/// stops it cleanly: exit 0, and what it left is resumed exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_during_start_up_is_a_clean_stop() {
+    let topic = one_partition_of("supervised-early-stop", 500).await;
+    let output = Output::new(false);
+    for _ in 0..3 {
+        let mut consumer = consumer_command(&topic, &output, &[0]).spawn().unwrap();
+        let supervisor = consumer.id();
+        let started = std::time::Instant::now();
+        while worker_of(supervisor).is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no worker process within 10 s:\n{}",
+                output.log()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        terminate(&mut consumer, &output);
+    }
+    let mut consumer = Running(vec![consumer_command(&topic, &output, &[0])
+        .spawn()
+        .unwrap()]);
+    output
+        .wait_for_offset(0, 500, Duration::from_secs(60))
+        .await;
+    stop_and_compare_partition_0(&topic, &output, &mut consumer).await;
+}

@@ -27,13 +27,16 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     // A crash inside librdkafka restarts the worker; see program::supervise.
-    if let Some(exit) = program::supervise("debug") {
-        return exit;
+    // `--end-offsets` fetches nothing.
+    if !cli.end_offsets {
+        if let Some(exit) = program::supervise("debug") {
+            return exit;
+        }
     }
     program::block_on(async {
         program::init_logging("warn");
-        let cli = Cli::parse();
         let settings = cli.kafka.settings();
         if cli.end_offsets {
             let ends = topic::end_offsets(

@@ -62,26 +62,35 @@ pub fn init_logging(default_level: &str) {
         .init();
 }
 
-/// A token cancelled by the first SIGINT or SIGTERM.
+/// A token cancelled by the first SIGINT or SIGTERM. Listens from the moment
+/// it returns, and only then lets the two signals in: a supervised worker
+/// starts with them blocked, so a stop asked for during its start-up is kept
+/// pending until here and then cancels the token at once.
 pub fn shutdown_on_signals() -> CancellationToken {
+    use tokio::signal::unix::{signal, SignalKind};
     let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::warn!("cannot listen for SIGINT/SIGTERM");
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            let token = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                tracing::info!("stopping on signal");
+                token.cancel();
+            });
         }
-        tracing::info!("stopping on signal");
-        token.cancel();
-    });
+        // Unblocked below, the signals then stop the program by their
+        // default action.
+        _ => tracing::warn!("cannot listen for SIGINT/SIGTERM"),
+    }
+    if let Err(err) = supervisor::mask_stop_signals(libc::SIG_UNBLOCK) {
+        tracing::warn!("cannot unblock SIGINT/SIGTERM: {err}");
+    }
     shutdown
 }
 

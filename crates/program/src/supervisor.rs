@@ -14,7 +14,10 @@
 //! checks as any restart: a consumer stops with one line, `debug` carries on.
 //!
 //! SIGINT and SIGTERM sent to the supervisor are passed on to the worker,
-//! which stops cleanly; the supervisor then exits with the worker's code. A
+//! which stops cleanly; the supervisor then exits with the worker's code.
+//! The worker starts with both blocked and unblocks them once it listens for
+//! them (`shutdown_on_signals`), so a stop asked for while it starts up waits
+//! until it can stop cleanly instead of killing it half-way. A
 //! supervisor killed outright takes its worker with it (PR_SET_PDEATHSIG), so
 //! nothing is left holding a partition's lock. `P7_SUPERVISE=0` runs the
 //! program in one process (for a debugger).
@@ -46,7 +49,9 @@ static WORKER: AtomicI32 = AtomicI32::new(0);
 /// Whether SIGINT or SIGTERM has asked the program to stop.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
-/// Call first thing in `main`, before any thread exists. In the supervisor it
+/// Call first thing in `main`, before any thread exists, when the program
+/// runs until it is stopped: its worker must call `shutdown_on_signals` (the
+/// only thing that lets SIGINT and SIGTERM reach it). In the supervisor it
 /// runs the worker until the program is done and returns the exit code; in
 /// the worker (or with supervision off) it returns `None` and `main` goes on.
 pub fn supervise(program: &str) -> Option<ExitCode> {
@@ -149,19 +154,33 @@ fn run(program: &str) -> ExitCode {
 
 /// SIGINT and SIGTERM, blocked in this thread and every thread it starts, so
 /// that one thread can wait for them with `sigwait`.
-#[allow(unsafe_code)]
 fn stop_signals() -> std::io::Result<libc::sigset_t> {
-    // SAFETY: sigemptyset/sigaddset fill a set we own; pthread_sigmask
-    // changes only this thread's mask (no other thread exists yet).
+    let set = stop_signal_set();
+    mask_stop_signals(libc::SIG_BLOCK)?;
+    Ok(set)
+}
+
+#[allow(unsafe_code)]
+fn stop_signal_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset fill a set we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
-        match libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) {
-            0 => Ok(set),
-            err => Err(std::io::Error::from_raw_os_error(err)),
-        }
+        set
+    }
+}
+
+/// Blocks (`SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) SIGINT and SIGTERM in
+/// the calling thread.
+#[allow(unsafe_code)]
+pub(crate) fn mask_stop_signals(how: libc::c_int) -> std::io::Result<()> {
+    let set = stop_signal_set();
+    // SAFETY: pthread_sigmask changes only this thread's mask.
+    match unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) } {
+        0 => Ok(()),
+        err => Err(std::io::Error::from_raw_os_error(err)),
     }
 }
 
@@ -208,7 +227,10 @@ fn start_worker(signals: libc::sigset_t, restart: bool) -> std::io::Result<std::
     // functions (pthread_sigmask, prctl, getppid).
     unsafe {
         command.pre_exec(move || {
-            if libc::pthread_sigmask(libc::SIG_UNBLOCK, &signals, std::ptr::null_mut()) != 0
+            // The worker starts with SIGINT and SIGTERM blocked (whatever the
+            // standard library did to the mask) and unblocks them in
+            // `shutdown_on_signals`.
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) != 0
                 || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
             {
                 return Err(std::io::Error::last_os_error());

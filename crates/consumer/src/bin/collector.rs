@@ -68,13 +68,16 @@ enum OffsetReset {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     // A crash inside librdkafka restarts the worker; see program::supervise.
-    if let Some(exit) = program::supervise("collector") {
-        return exit;
+    // `--status` reads no topic.
+    if !cli.status {
+        if let Some(exit) = program::supervise("collector") {
+            return exit;
+        }
     }
     program::block_on(async {
         program::init_logging("info");
-        let cli = Cli::parse();
         program::exit("collector", run(cli).await)
     })
 }
@@ -89,8 +92,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let archive = Arc::new(Archive::open(&cli.output_dir).await?);
     let shutdown = program::shutdown_on_signals();
+    let archive = Arc::new(Archive::open(&cli.output_dir).await?);
     let settings = cli.kafka.settings();
     let wait = cli.run.topic_wait();
     let partitions = if cli.partitions.is_empty() {
