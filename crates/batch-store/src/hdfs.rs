@@ -9,21 +9,62 @@
 //! stops answering (a hung process, a cut link that drops packets rather than
 //! refusing them) would otherwise hold a consumer in one call forever. A call
 //! that times out is an error like any other; callers retry it.
+//!
+//! A batch file is one block of its own size, and after a DataNode broke a
+//! write, files are written with one replica fewer for a while and then given
+//! their replication back: see `block_size_for` and `FEWER_REPLICAS_FOR`.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 
 use crate::{Error, Result};
 
+/// HDFS's smallest block size by default (`dfs.namenode.fs-limits.min-block-size`).
+const MIN_BLOCK_SIZE: u64 = 1 << 20;
+
+/// The block size a batch file is written with: its length rounded up to
+/// whole MiB, so that the file is one block and no bigger than it needs.
+///
+/// Why not the cluster's 128 MiB: the NameNode counts every block it has
+/// handed out and not yet heard of from a DataNode as that block size taken
+/// on each of its DataNodes, and a block whose pipeline broke (a DataNode
+/// killed) stays counted for 10 to 20 minutes. With 128 MiB blocks, a few
+/// hundred broken small uploads made every DataNode of a disk with 47 GB
+/// free look full, and no client could write at all; at the batch's own
+/// size they cost what they hold (docs/faults.md).
+fn block_size_for(len: u64) -> u64 {
+    len.div_ceil(MIN_BLOCK_SIZE).max(1) * MIN_BLOCK_SIZE
+}
+
+/// How long after a DataNode broke a write the writes ask for one replica
+/// fewer. hdfs-native, unlike the Java client, does not ask the NameNode for
+/// a new block without a DataNode it could not reach, and the NameNode keeps
+/// offering a dead DataNode (first, when it runs on the writer's host) until
+/// it declares it dead, 90 s on the course's settings. With replication 3
+/// and three DataNodes every block would include it; one replica fewer lets
+/// the NameNode leave it out once it is stale (10 s on the course's
+/// settings). The file gets its replication back right after it is closed,
+/// and the NameNode copies the block once it has a DataNode for it.
+const FEWER_REPLICAS_FOR: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy)]
+struct Degraded {
+    /// The replication the files should have.
+    wanted: u32,
+    until: Instant,
+}
+
 #[derive(Debug, Clone)]
 pub struct HdfsStore {
     url: String,
     base: String,
-    client: std::sync::Arc<Client>,
+    client: Arc<Client>,
     call_timeout: Duration,
+    degraded: Arc<Mutex<Option<Degraded>>>,
 }
 
 impl HdfsStore {
@@ -53,6 +94,7 @@ impl HdfsStore {
             base: base.to_string(),
             client: client.into(),
             call_timeout: crate::DEFAULT_CALL_TIMEOUT,
+            degraded: Arc::default(),
         })
     }
 
@@ -109,15 +151,50 @@ impl HdfsStore {
 
     pub async fn write_new(&self, path: &str, bytes: Bytes) -> Result<()> {
         let full = self.resolve(path);
-        let options = WriteOptions::default().overwrite(true).create_parent(true);
-        let started = std::time::Instant::now();
-        let mut writer = self
-            .call("create", path, self.client.create(&full, options))
-            .await?;
+        let mut options = WriteOptions::default().overwrite(true).create_parent(true);
+        let wanted = self.fewer_replicas();
+        if let Some(wanted) = wanted {
+            options = options.replication(wanted - 1);
+        }
+        let started = Instant::now();
+        let sized = options
+            .clone()
+            .block_size(block_size_for(bytes.len() as u64));
+        let mut writer = match self
+            .call("create", path, self.client.create(&full, sized))
+            .await
+        {
+            // A NameNode whose minimum block size was raised: its default.
+            Err(err) if err.to_string().contains("less than configured minimum") => {
+                self.call("create", path, self.client.create(&full, options))
+                    .await?
+            }
+            outcome => outcome?,
+        };
         let created = started.elapsed();
-        self.call("write", path, writer.write_bytes(bytes)).await?;
-        let written = started.elapsed();
-        self.call("close", path, writer.close()).await?;
+        let sent = async {
+            self.call("write", path, writer.write_bytes(bytes)).await?;
+            let written = started.elapsed();
+            self.call("close", path, writer.close()).await?;
+            Ok(written)
+        }
+        .await;
+        let written = match sent {
+            Ok(written) => written,
+            Err(err) => {
+                self.pipeline_failed(path, &full).await;
+                return Err(err);
+            }
+        };
+        if let Some(wanted) = wanted {
+            // The NameNode copies the block to another DataNode once it can.
+            self.call(
+                "set the replication of",
+                path,
+                self.client.set_replication(&full, wanted),
+            )
+            .await?;
+        }
         tracing::debug!(
             path,
             create = ?created,
@@ -128,9 +205,50 @@ impl HdfsStore {
         Ok(())
     }
 
+    /// The replication to restore after writing with one replica fewer, if
+    /// a DataNode broke a write less than [`FEWER_REPLICAS_FOR`] ago.
+    fn fewer_replicas(&self) -> Option<u32> {
+        let degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
+        degraded
+            .filter(|d| d.until > Instant::now())
+            .map(|d| d.wanted)
+    }
+
+    /// A write broke after the NameNode created the file, in the DataNodes'
+    /// pipeline: writes ask for one replica fewer for a while.
+    async fn pipeline_failed(&self, path: &str, full: &str) {
+        let wanted = match self.fewer_replicas() {
+            Some(wanted) => wanted,
+            None => match self
+                .call("stat", path, self.client.get_file_info(full))
+                .await
+            {
+                Ok(status) => status.replication.unwrap_or(0),
+                Err(_) => return,
+            },
+        };
+        if wanted < 2 {
+            return;
+        }
+        let mut degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
+        if !degraded.is_some_and(|d| d.until > Instant::now()) {
+            tracing::warn!(
+                replication = wanted - 1,
+                then = wanted,
+                "a DataNode broke a write; writing with one replica fewer, then asking for \
+                 the rest, until writes go through again (the NameNode keeps offering a \
+                 DataNode it has not yet declared dead)"
+            );
+        }
+        *degraded = Some(Degraded {
+            wanted,
+            until: Instant::now() + FEWER_REPLICAS_FOR,
+        });
+    }
+
     pub async fn rename_over(&self, from: &str, to: &str) -> Result<()> {
         let (source, target) = (self.resolve(from), self.resolve(to));
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         self.call("rename", from, self.client.rename(&source, &target, true))
             .await?;
         tracing::debug!(from, took = ?started.elapsed(), "renamed");
@@ -183,5 +301,22 @@ impl HdfsStore {
         let full = self.resolve(path);
         self.call("delete", path, self.client.delete(&full, false))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{block_size_for, MIN_BLOCK_SIZE};
+
+    #[test]
+    fn a_batch_file_is_one_block_of_whole_mebibytes() {
+        assert_eq!(block_size_for(0), MIN_BLOCK_SIZE);
+        assert_eq!(block_size_for(15_000), MIN_BLOCK_SIZE);
+        assert_eq!(block_size_for(MIN_BLOCK_SIZE), MIN_BLOCK_SIZE);
+        assert_eq!(block_size_for(MIN_BLOCK_SIZE + 1), 2 * MIN_BLOCK_SIZE);
+        assert_eq!(
+            block_size_for(300 * MIN_BLOCK_SIZE - 7),
+            300 * MIN_BLOCK_SIZE
+        );
     }
 }

@@ -11,20 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Runs `scripts/stack ARGS` and returns its standard output.
-fn stack_output(args: &[&str]) -> String {
-    let output = Command::new(local_stack::stack_script())
-        .args(args)
-        .output()
-        .expect("run scripts/stack");
-    assert!(
-        output.status.success(),
-        "scripts/stack {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 fn kafka_tool(class: &str, args: &[&str]) -> String {
     let brokers = local_stack::brokers();
     let mut all = vec!["kafka-tool", class, "--bootstrap-server", &brokers];

@@ -1,8 +1,10 @@
 //! A DataNode SIGKILLed while the four course-form consumers upload batches
 //! to HDFS (the shared stack: three DataNodes, replication 3). A batch in
 //! flight either completes through the write pipeline's recovery or is
-//! written again; a checkpoint never moves before its file is complete; the
-//! committed output equals the topic, record for record.
+//! written again (with a replica fewer while the NameNode still offers the
+//! dead DataNode, then given its replication back); a checkpoint never moves
+//! before its file is complete; the committed output equals the topic,
+//! record for record, and every batch file asks for 3 replicas.
 //!
 //! Then the same with a single DataNode (an HDFS of the test's own, so
 //! replication 1): its death fails the upload outright, and the consumer
@@ -35,6 +37,21 @@ async fn a_datanode_killed_mid_upload_leaves_every_record_committed_once() {
     );
     drop(restart);
     stop_and_compare(&topic, &output, &mut consumers).await;
+    // A batch written with a replica fewer while the NameNode still offered
+    // the dead DataNode got its replication back.
+    let stat = stack_output(&[
+        "hdfs",
+        "-stat",
+        "%r %n",
+        &format!("{}/data/*.parquet", output.store_location),
+    ]);
+    let batches: Vec<&str> = stat.lines().collect();
+    assert!(!batches.is_empty(), "no batch file listed");
+    let short: Vec<&&str> = batches.iter().filter(|l| !l.starts_with("3 ")).collect();
+    assert!(
+        short.is_empty(),
+        "batch files without their 3 replicas: {short:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -185,6 +185,13 @@ impl Output {
             .unwrap_or_default()
     }
 
+    /// The last `lines` lines of the consumers' log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     pub fn store(&self) -> Store {
         Store::open(&self.store_location).unwrap()
     }
@@ -218,7 +225,9 @@ impl Output {
             }
             assert!(
                 Instant::now() < deadline,
-                "partition {partition} reached offset {reached}, not {offset}, in {timeout:?}"
+                "partition {partition} reached offset {reached}, not {offset}, in {timeout:?}; \
+                 the consumers' log ends:\n{}",
+                self.log_tail(80)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -449,4 +458,18 @@ pub async fn stop_and_compare(topic: &str, output: &Output, consumers: &mut Runn
             "partition {p}"
         );
     }
+}
+
+/// Runs `scripts/stack ARGS` and returns its standard output.
+pub fn stack_output(args: &[&str]) -> String {
+    let output = Command::new(local_stack::stack_script())
+        .args(args)
+        .output()
+        .expect("run scripts/stack");
+    assert!(
+        output.status.success(),
+        "scripts/stack {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
