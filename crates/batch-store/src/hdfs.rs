@@ -217,7 +217,8 @@ impl HdfsStore {
     /// A write broke after the NameNode created the file, in the DataNodes'
     /// pipeline: writes ask for one replica fewer for a while.
     async fn pipeline_failed(&self, path: &str, full: &str) {
-        let wanted = match self.fewer_replicas() {
+        let already = self.fewer_replicas();
+        let wanted = match already {
             Some(wanted) => wanted,
             None => match self
                 .call("stat", path, self.client.get_file_info(full))
@@ -230,8 +231,7 @@ impl HdfsStore {
         if wanted < 2 {
             return;
         }
-        let mut degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
-        if !degraded.is_some_and(|d| d.until > Instant::now()) {
+        if already.is_none() {
             tracing::warn!(
                 replication = wanted - 1,
                 then = wanted,
@@ -240,7 +240,7 @@ impl HdfsStore {
                  DataNode it has not yet declared dead)"
             );
         }
-        *degraded = Some(Degraded {
+        *self.degraded.lock().unwrap_or_else(|p| p.into_inner()) = Some(Degraded {
             wanted,
             until: Instant::now() + FEWER_REPLICAS_FOR,
         });

@@ -15,7 +15,7 @@ fn kafka_tool(class: &str, args: &[&str]) -> String {
     let brokers = local_stack::brokers();
     let mut all = vec!["kafka-tool", class, "--bootstrap-server", &brokers];
     all.extend_from_slice(args);
-    stack_output(&all)
+    local_stack::stack_output(&all)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,7 +111,7 @@ async fn the_hadoop_shell_lists_and_copies_our_batches_and_pyarrow_reads_them() 
     assert_eq!(checkpoint.batch_id, 2);
 
     let data = format!("{}/data", output.store_location);
-    let listing = stack_output(&["hdfs", "-ls", &data]);
+    let listing = local_stack::stack_output(&["hdfs", "-ls", &data]);
     let names: Vec<&str> = listing
         .lines()
         .filter_map(|l| l.rsplit('/').next())
@@ -126,7 +126,7 @@ async fn the_hadoop_shell_lists_and_copies_our_batches_and_pyarrow_reads_them() 
         ],
         "{listing}"
     );
-    let first = stack_output(&[
+    let first = local_stack::stack_output(&[
         "hdfs",
         "-cat",
         &format!("{data}/partition-0-batch-0.parquet"),
@@ -134,7 +134,7 @@ async fn the_hadoop_shell_lists_and_copies_our_batches_and_pyarrow_reads_them() 
     assert!(first.starts_with("PAR1"), "not a Parquet file");
 
     let local = tempfile::tempdir().unwrap();
-    stack_output(&[
+    local_stack::stack_output(&[
         "hdfs",
         "-copyToLocal",
         &format!("{data}/partition-0-batch-*.parquet"),

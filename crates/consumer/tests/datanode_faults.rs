@@ -39,7 +39,7 @@ async fn a_datanode_killed_mid_upload_leaves_every_record_committed_once() {
     stop_and_compare(&topic, &output, &mut consumers).await;
     // A batch written with a replica fewer while the NameNode still offered
     // the dead DataNode got its replication back.
-    let stat = stack_output(&[
+    let stat = local_stack::stack_output(&[
         "hdfs",
         "-stat",
         "%r %n",

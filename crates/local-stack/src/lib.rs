@@ -369,6 +369,20 @@ pub fn stack(args: &[&str]) {
     run_checked(command, args);
 }
 
+/// The same, returning what it printed on standard output (e.g. `hdfs -stat`).
+pub fn stack_output(args: &[&str]) -> String {
+    let output = std::process::Command::new(stack_script())
+        .args(args)
+        .output()
+        .expect("run scripts/stack");
+    assert!(
+        output.status.success(),
+        "scripts/stack {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Runs a `scripts/stack` command made with `args`; panics if it fails.
 fn run_checked(mut command: std::process::Command, args: &[&str]) {
     let status = command.status().expect("run scripts/stack");

@@ -459,17 +459,3 @@ pub async fn stop_and_compare(topic: &str, output: &Output, consumers: &mut Runn
         );
     }
 }
-
-/// Runs `scripts/stack ARGS` and returns its standard output.
-pub fn stack_output(args: &[&str]) -> String {
-    let output = Command::new(local_stack::stack_script())
-        .args(args)
-        .output()
-        .expect("run scripts/stack");
-    assert!(
-        output.status.success(),
-        "scripts/stack {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
