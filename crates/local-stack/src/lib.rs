@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 
 mod tally;
+pub mod terminal;
+pub mod unreachable;
 pub use tally::Tally;
 
 /// `mysql://root:abc@127.0.0.1:PORT/CS544`
