@@ -48,6 +48,12 @@ pub enum Error {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("topic {topic} did not appear within {waited:?} (is the producer running?)")]
     NoTopic { topic: String, waited: Duration },
+    #[error("the broker at {brokers} is not reachable after {waited:?}: {source}")]
+    Unreachable {
+        brokers: String,
+        waited: Duration,
+        source: rdkafka::error::KafkaError,
+    },
     #[error(
         "topic {topic} has {count} partitions (0..={max}); partition {partition} does not exist"
     )]
@@ -251,8 +257,9 @@ pub async fn topic_partitions(
     wait: Duration,
     shutdown: &CancellationToken,
 ) -> Result<Option<Vec<i32>>> {
-    let consumer: rdkafka::consumer::BaseConsumer =
-        settings.assigned_consumer_config("metadata").create()?;
+    let consumer: rdkafka::consumer::BaseConsumer<topic::ClientLog> = settings
+        .assigned_consumer_config("metadata")
+        .create_with_context(settings.client_log())?;
     let count = partition::wait_for_topic(&consumer, topic, wait, shutdown).await?;
     Ok(count.map(|count| (0..count as i32).collect()))
 }

@@ -14,10 +14,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use report::Report;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use topic::{KafkaSettings, QuietEnd};
+use topic::{ClientLog, KafkaSettings};
 
-type PartitionConsumer = StreamConsumer<QuietEnd>;
-type PartitionQueue = StreamPartitionQueue<QuietEnd>;
+type PartitionConsumer = StreamConsumer<ClientLog>;
+type PartitionQueue = StreamPartitionQueue<ClientLog>;
 
 use crate::sink::{Committed, Sink};
 use crate::{ConsumerOptions, Error, Latencies, Result, StartAt};
@@ -124,7 +124,7 @@ fn create_clients(
     }
     let count = options.clients.clamp(1, partitions.max(1));
     (0..count)
-        .map(|_| Ok(Arc::new(config.create_with_context(QuietEnd)?)))
+        .map(|_| Ok(Arc::new(config.create_with_context(settings.client_log())?)))
         .collect()
 }
 
@@ -446,8 +446,9 @@ async fn consume_partition(
 }
 
 /// Waits up to `wait` for `topic` to exist; returns its number of
-/// partitions, or `None` if shut down first.
-pub(crate) async fn wait_for_topic<X: rdkafka::consumer::ConsumerContext, C: Consumer<X>>(
+/// partitions, or `None` if shut down first. If the broker could not be
+/// reached at all, that is the error, not a missing topic.
+pub(crate) async fn wait_for_topic<C: Consumer<ClientLog>>(
     consumer: &C,
     topic: &str,
     wait: Duration,
@@ -456,31 +457,39 @@ pub(crate) async fn wait_for_topic<X: rdkafka::consumer::ConsumerContext, C: Con
     let started = Instant::now();
     let mut logged = false;
     loop {
-        let count = tokio::task::block_in_place(|| {
-            topic::partition_count(consumer, topic, Duration::from_secs(5))
-        });
-        let count = match count {
-            Ok(count) => count,
-            Err(err) => {
-                if !logged {
-                    tracing::warn!(%topic, reason = %err, "waiting for the topic");
-                    logged = true;
-                }
-                0
-            }
+        // Short asks, so a stop is not held up by one that cannot be answered.
+        let ask = wait
+            .saturating_sub(started.elapsed())
+            .clamp(Duration::from_millis(500), Duration::from_secs(2));
+        let answer = tokio::task::block_in_place(|| topic::partition_count(consumer, topic, ask));
+        let unreachable = match &answer {
+            Ok(count) if *count > 0 => return Ok(Some(*count)),
+            Ok(_) => None,
+            Err(err) => err
+                .rdkafka_error_code()
+                .filter(|code| topic::is_unreachable(*code))
+                .map(|_| err.clone()),
         };
-        if count > 0 {
-            return Ok(Some(count));
+        if !logged {
+            let reason = match &answer {
+                Err(err) => err.to_string(),
+                Ok(_) => "topic does not exist yet".to_string(),
+            };
+            tracing::warn!(%topic, %reason, "waiting for the topic");
+            logged = true;
         }
         if started.elapsed() >= wait {
-            return Err(Error::NoTopic {
-                topic: topic.to_string(),
-                waited: wait,
+            return Err(match unreachable {
+                Some(source) => Error::Unreachable {
+                    brokers: consumer.context().brokers().to_string(),
+                    waited: wait,
+                    source,
+                },
+                None => Error::NoTopic {
+                    topic: topic.to_string(),
+                    waited: wait,
+                },
             });
-        }
-        if !logged {
-            tracing::warn!(%topic, reason = "topic does not exist yet", "waiting for the topic");
-            logged = true;
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(500)) => {}

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use batch_store::{Checkpoint, DATA_DIR};
@@ -181,4 +182,81 @@ async fn an_unsupported_store_url_is_an_error() {
     let (ok, stderr) = run_to_exit(command, EXIT_TIMEOUT);
     assert!(!ok);
     assert!(error_line(&stderr).contains("s3://bucket/data"), "{stderr}");
+}
+
+/// Each sink waits `--wait` seconds for a broker that is not there, says once
+/// that it waits, and ends with one line saying why; the Kafka client adds at
+/// most one rate-limited warning (the wait outlasts its quiet start), never
+/// librdkafka's stream of errors. All of stderr is checked, at the default
+/// log level.
+#[test]
+fn an_unreachable_broker_is_one_line_from_every_sink() {
+    let broker = local_stack::unreachable::broker();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = |program: &'static str, args: Vec<String>| {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .args(["--brokers", &broker, "--wait", "12"])
+            .env_remove("RUST_LOG")
+            .env_remove("P7_BROKERS");
+        std::thread::spawn(move || local_stack::unreachable::run(command, EXIT_TIMEOUT))
+    };
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let runs = [
+        (
+            "consumer",
+            sink(
+                env!("CARGO_BIN_EXE_consumer"),
+                vec![
+                    "0".into(),
+                    "--store".into(),
+                    path("store"),
+                    "--checkpoint-dir".into(),
+                    path("cp"),
+                ],
+            ),
+        ),
+        (
+            "consumer --stats",
+            sink(
+                env!("CARGO_BIN_EXE_consumer"),
+                vec![
+                    "--stats".into(),
+                    "0".into(),
+                    "--stats-dir".into(),
+                    path("stats"),
+                ],
+            ),
+        ),
+        (
+            "collector",
+            sink(
+                env!("CARGO_BIN_EXE_collector"),
+                vec!["--output-dir".into(), path("jsonl")],
+            ),
+        ),
+    ];
+    for (name, run) in runs {
+        let output = run.join().expect("the run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        let program = name.split(' ').next().unwrap();
+        let last = format!("{program}: the broker at {broker} is not reachable after 12s");
+        assert!(
+            stderr.lines().last().is_some_and(|l| l.starts_with(&last)),
+            "{name}:\n{stderr}"
+        );
+        local_stack::unreachable::assert_quiet(
+            name,
+            &broker,
+            &stderr,
+            &["waiting for the topic", &last],
+        );
+        assert_eq!(
+            stderr.matches("waiting for the topic").count(),
+            1,
+            "{name}:\n{stderr}"
+        );
+    }
 }

@@ -4,38 +4,23 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
-use rdkafka::ClientContext;
-use topic::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use topic::{ClientLog, KafkaSettings};
 
 /// How long one partition's end may take to arrive before the broker counts as unreachable.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A client that only asks for the end of partitions. The dashboard must keep
-/// serving while the broker is away, so connection errors are not warnings
-/// here: the page says the lag is unknown instead.
-struct Quiet;
-
-impl ClientContext for Quiet {
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!(%error, reason, "Kafka client error");
-    }
-}
-
-impl ConsumerContext for Quiet {}
-
 #[derive(Clone)]
 pub struct LagProbe {
     topic: String,
-    client: Arc<BaseConsumer<Quiet>>,
+    client: Arc<BaseConsumer<ClientLog>>,
 }
 
 impl LagProbe {
     pub fn new(settings: &KafkaSettings, topic: &str) -> Result<Self, String> {
         let client = settings
             .assigned_consumer_config("dashboard")
-            .create_with_context(Quiet)
+            .create_with_context(settings.client_log())
             .map_err(|err| {
                 format!(
                     "cannot create a Kafka client for {}: {err}",

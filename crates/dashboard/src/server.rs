@@ -68,7 +68,8 @@ pub async fn serve(
         options.partitions.clone(),
     )
     .with_read_timeout(options.read_timeout);
-    let first = refresh(&mut view, lag.as_ref()).await;
+    let mut said = Vec::new();
+    let first = refresh(&mut view, lag.as_ref(), &mut said).await;
     let shared = Shared {
         snapshot: Arc::new(RwLock::new(Arc::new(first))),
         options: Arc::new(options),
@@ -85,7 +86,7 @@ pub async fn serve(
                     _ = shutdown.cancelled() => break,
                     _ = ticks.tick() => {}
                 }
-                let snapshot = refresh(&mut view, lag.as_ref()).await;
+                let snapshot = refresh(&mut view, lag.as_ref(), &mut said).await;
                 *shared.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
             }
         })
@@ -108,13 +109,21 @@ pub async fn serve(
     served.map_err(Error::Serve)
 }
 
-async fn refresh(view: &mut CommittedView, lag: Option<&LagProbe>) -> Snapshot {
+/// Reads what is new. A problem is logged when it appears, not again at each
+/// refresh while it lasts (`said` holds the last refresh's problems); the
+/// page shows it meanwhile.
+async fn refresh(
+    view: &mut CommittedView,
+    lag: Option<&LagProbe>,
+    said: &mut Vec<String>,
+) -> Snapshot {
     let started = Instant::now();
     let report = view.refresh().await;
     let took = started.elapsed();
-    for problem in &report.problems {
+    for problem in report.problems.iter().filter(|p| !said.contains(p)) {
         tracing::warn!(%problem, "refresh");
     }
+    said.clone_from(&report.problems);
     if report.batches_read > 0 {
         tracing::info!(
             batches = report.batches_read,

@@ -213,3 +213,48 @@ fn an_address_in_use_is_one_clear_error() {
         format!("dashboard: cannot listen on {addr}: Address already in use (os error 98)")
     );
 }
+
+/// With the broker not there and nothing committed yet, the dashboard serves
+/// and says each thing once: nothing committed (not again at every refresh),
+/// and at most one rate-limited warning from its Kafka client while the lag
+/// cannot be read. All of stderr is checked, at the default log level.
+#[test]
+fn an_unreachable_broker_and_nothing_committed_are_each_said_once() {
+    let committed = Committed::local();
+    let broker = local_stack::unreachable::broker();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dashboard"));
+    command
+        .args(["--store", &committed.store_location])
+        .arg("--checkpoint-dir")
+        .arg(&committed.checkpoint_dir)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--refresh",
+            "0.3",
+            "--brokers",
+            &broker,
+        ])
+        .env_remove("PROJECT")
+        .env_remove("RUST_LOG");
+    // Longer than the Kafka client's quiet start: its warning may come.
+    let output = local_stack::unreachable::run(command, std::time::Duration::from_secs(13));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("no committed data yet").count(),
+        1,
+        "{stderr}"
+    );
+    local_stack::unreachable::assert_quiet(
+        "dashboard",
+        &broker,
+        &stderr,
+        &[
+            "no committed data yet",
+            "dashboard listening on",
+            "dashboard: serving",
+            "stopping on signal",
+        ],
+    );
+}

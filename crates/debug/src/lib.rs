@@ -10,7 +10,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use report::{debug_line, Report};
 use tokio_util::sync::CancellationToken;
-use topic::KafkaSettings;
+use topic::{ClientLog, KafkaSettings};
 
 pub const GROUP: &str = "debug";
 
@@ -31,9 +31,9 @@ pub async fn run(
     out: &mut impl Write,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<u64> {
-    let consumer: StreamConsumer = settings
+    let consumer: StreamConsumer<ClientLog> = settings
         .group_consumer_config(&options.group, options.from_beginning)
-        .create()?;
+        .create_with_context(settings.client_log())?;
     if program::restarted_after_crash() {
         // The crashed worker is still a member of the group until its session
         // times out. Joining after that forms the group afresh; joining
@@ -59,7 +59,17 @@ pub async fn run(
         let message = match message {
             Ok(message) => message,
             Err(err) => {
-                tracing::warn!(error = %err, "consumer error; retrying");
+                // A broker that is not there yet (debug started before the
+                // broker) is said as every client says it: not at once, then
+                // rarely; anything else is a warning, rate-limited too.
+                match err.rdkafka_error_code() {
+                    Some(code) if topic::is_unreachable(code) => {
+                        consumer.context().unreachable(&err)
+                    }
+                    _ => consumer
+                        .context()
+                        .problem("consume", &format_args!("{err}; retrying")),
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }

@@ -251,3 +251,26 @@ async fn started_before_the_topic_exists_it_prints_once_the_topic_appears() {
         appeared.elapsed().as_secs_f64()
     );
 }
+
+/// Started before its broker exists (as right after `docker compose up -d`),
+/// debug waits without a word for the client's quiet start, then says at
+/// most once that it cannot reach the broker; stdout stays empty for the
+/// graders. All of stderr is checked, at the default log level.
+#[test]
+fn an_unreachable_broker_is_at_most_one_warning() {
+    let broker = local_stack::unreachable::broker();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_debug"));
+    command
+        .args(["--brokers", &broker])
+        .env_remove("RUST_LOG")
+        .env_remove("PROJECT");
+    let output = local_stack::unreachable::run(command, Duration::from_secs(13));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    local_stack::unreachable::assert_quiet("debug", &broker, &stderr, &[]);
+}

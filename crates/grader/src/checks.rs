@@ -14,7 +14,7 @@ use rdkafka::message::Message;
 use report::{COURSE_PARTITIONS, TOPIC};
 use serde::Serialize;
 use sqlx::Connection;
-use topic::KafkaSettings;
+use topic::{ClientLog, KafkaSettings};
 
 use crate::setup::Setup;
 
@@ -146,7 +146,7 @@ fn settings(setup: &Setup) -> KafkaSettings {
 }
 
 /// Partitions of the topic the broker reports (0 if it has none).
-fn partition_count(consumer: &BaseConsumer) -> Result<usize, String> {
+fn partition_count(consumer: &BaseConsumer<ClientLog>) -> Result<usize, String> {
     topic::partition_count(consumer, TOPIC, Duration::from_secs(5)).map_err(|err| err.to_string())
 }
 
@@ -156,9 +156,9 @@ async fn start_and_find_topic(setup: &Setup) -> Result<String, Problem> {
     }
 
     let settings = settings(setup);
-    let consumer: BaseConsumer = settings
+    let consumer: BaseConsumer<ClientLog> = settings
         .assigned_consumer_config("grader")
-        .create()
+        .create_with_context(settings.client_log())
         .map_err(|err| NotRun(format!("Kafka client: {err}")))?;
     tokio::task::block_in_place(|| partition_count(&consumer)).map_err(|err| {
         NotRun(format!(
@@ -264,9 +264,10 @@ async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> Result
 }
 
 async fn read_without_group(setup: &Setup) -> Result<String, Problem> {
-    let consumer: BaseConsumer = settings(setup)
+    let settings = settings(setup);
+    let consumer: BaseConsumer<ClientLog> = settings
         .assigned_consumer_config("grader-reader")
-        .create()
+        .create_with_context(settings.client_log())
         .map_err(|err| NotRun(format!("Kafka client: {err}")))?;
     let assignment = topic::from_beginning(TOPIC, 4).map_err(|err| NotRun(err.to_string()))?;
     consumer

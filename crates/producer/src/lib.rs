@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use report::{partition_for_key, Report};
 use tokio_util::sync::CancellationToken;
-use topic::{KafkaSettings, TopicSpec};
+use topic::{ClientLog, KafkaSettings, TopicSpec};
 use weather_generator::{Database, WeatherGenerator};
 
 pub use resume::{last_row_ids, ROW_ID_HEADER};
@@ -106,18 +107,22 @@ pub struct Summary {
 }
 
 /// Records acknowledgements, the first failure and the latest client error,
-/// as librdkafka reports them.
-#[derive(Default)]
+/// as librdkafka reports them; logs what librdkafka says as every client does.
 struct Deliveries {
+    log: ClientLog,
     delivered: AtomicU64,
     failure: Mutex<Option<Error>>,
     client_error: Mutex<Option<String>>,
 }
 
 impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
-        // librdkafka has already logged it; kept for the stall line.
-        tracing::debug!(%error, "Kafka client: {reason}");
+        // Kept for the stall line.
+        self.log.error(error, reason);
         *self
             .client_error
             .lock()
@@ -148,6 +153,15 @@ impl ProducerContext for Deliveries {
 }
 
 impl Deliveries {
+    fn new(log: ClientLog) -> Self {
+        Self {
+            log,
+            delivered: AtomicU64::new(0),
+            failure: Mutex::new(None),
+            client_error: Mutex::new(None),
+        }
+    }
+
     fn take_failure(&self) -> Result<()> {
         match self
             .failure
@@ -190,7 +204,7 @@ pub async fn run(
 
     let producer: ThreadedProducer<Deliveries> = settings
         .producer_config()
-        .create_with_context(Deliveries::default())
+        .create_with_context(Deliveries::new(settings.client_log()))
         .map_err(Error::Producer)?;
     let mut sender = Sender {
         producer: &producer,

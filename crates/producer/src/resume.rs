@@ -9,7 +9,7 @@ use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use tokio_util::sync::CancellationToken;
-use topic::{KafkaSettings, TopicSpec};
+use topic::{ClientLog, KafkaSettings, TopicSpec};
 
 use crate::{Cause, Error, Result};
 
@@ -22,9 +22,9 @@ pub async fn wait_for_broker(
     wait: Duration,
     shutdown: &CancellationToken,
 ) -> Result<()> {
-    let consumer: BaseConsumer = settings
+    let consumer: BaseConsumer<ClientLog> = settings
         .assigned_consumer_config("producer-probe")
-        .create()
+        .create_with_context(settings.client_log())
         .map_err(Error::Producer)?;
     let started = Instant::now();
     let mut logged = false;
@@ -88,9 +88,9 @@ fn read_last_row_ids(settings: &KafkaSettings, topic: &str) -> Result<Vec<i64>> 
         topic: topic.to_string(),
         cause,
     };
-    let consumer: BaseConsumer = settings
+    let consumer: BaseConsumer<ClientLog> = settings
         .assigned_consumer_config("producer-resume")
-        .create()
+        .create_with_context(settings.client_log())
         .map_err(Error::Producer)?;
     let partitions = topic::partition_count(&consumer, topic, Duration::from_secs(10))
         .map_err(|err| failed(err.into()))?;

@@ -134,3 +134,30 @@ fn fewer_than_one_partition_and_non_numbers_are_usage_errors() {
         );
     }
 }
+
+/// The producer waits `--wait` seconds for a broker that is not there and
+/// then says so in one line: the whole of stderr is that line, at the default
+/// log level. librdkafka's errors for the same broker came as a burst of
+/// dozens of lines in about half the runs, so it runs a dozen times.
+#[test]
+fn an_unreachable_broker_is_one_line() {
+    let broker = local_stack::unreachable::broker();
+    for run in 0..12 {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_producer"));
+        command
+            .args([
+                "--brokers",
+                &broker,
+                "--mysql-url",
+                &local_stack::mysql_url(),
+            ])
+            .args(["--wait", "2", "--exit-when-idle", "1"])
+            .env_remove("RUST_LOG");
+        let output = local_stack::unreachable::run(command, Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "run {run}: {stderr}");
+        let expected = format!("producer: the broker at {broker} is not reachable after 2s");
+        assert_eq!(stderr.lines().count(), 1, "run {run}:\n{stderr}");
+        assert!(stderr.starts_with(&expected), "run {run}:\n{stderr}");
+    }
+}

@@ -4,17 +4,18 @@
 //! pipeline depends on (acks from all replicas, idempotent retries, the Java
 //! client's partitioner, no automatic offset commits) are stated once.
 
+mod client_log;
 mod scan;
 
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use scan::{resume_fetch_offset, scan, QuietEnd};
+pub use client_log::{is_unreachable, ClientLog, QUIET_START, WARN_EVERY};
+pub use scan::{resume_fetch_offset, scan};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -165,9 +166,15 @@ impl KafkaSettings {
         ])
     }
 
-    pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
+    /// The client context every Kafka client is made with: how librdkafka's
+    /// logs and errors reach our log (see [`ClientLog`]).
+    pub fn client_log(&self) -> ClientLog {
+        ClientLog::new(&self.brokers)
+    }
+
+    pub fn admin(&self) -> Result<AdminClient<ClientLog>> {
         self.client_config(&[])
-            .create()
+            .create_with_context(self.client_log())
             .map_err(|source| Error::Client {
                 brokers: self.brokers.clone(),
                 source,
@@ -329,10 +336,10 @@ where
 fn lookup_consumer(
     settings: &KafkaSettings,
     purpose: &str,
-) -> Result<rdkafka::consumer::BaseConsumer> {
+) -> Result<rdkafka::consumer::BaseConsumer<ClientLog>> {
     settings
         .assigned_consumer_config(purpose)
-        .create()
+        .create_with_context(settings.client_log())
         .map_err(|source| Error::Client {
             brokers: settings.brokers.clone(),
             source,
@@ -400,7 +407,7 @@ pub async fn delete_topic_if_exists(settings: &KafkaSettings, topic: &str) -> Re
 }
 
 async fn delete_topic(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<ClientLog>,
     options: &AdminOptions,
     topic: &str,
 ) -> Result<bool> {
@@ -425,7 +432,7 @@ async fn delete_topic(
 /// Creates the topic, retrying for a while if the broker still reports the
 /// old one as existing (deletion is asynchronous on some brokers).
 pub async fn create_topic(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<ClientLog>,
     options: &AdminOptions,
     spec: &TopicSpec,
 ) -> Result<()> {

@@ -12,13 +12,13 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::{Error, KafkaSettings, Result};
+use crate::{ClientLog, Error, KafkaSettings, Result};
 
 /// Reads `partition` from `start`, calling `visit` with each message until it
 /// returns `false`, the partition's end is reached, or nothing arrives for `quiet`.
@@ -39,7 +39,9 @@ pub fn scan(
     config
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "error");
-    let consumer: BaseConsumer<QuietEnd> = config.create_with_context(QuietEnd).map_err(failed)?;
+    let consumer: BaseConsumer<ClientLog> = config
+        .create_with_context(settings.client_log())
+        .map_err(failed)?;
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(topic, partition, Offset::Offset(start))
@@ -126,27 +128,3 @@ pub fn resume_fetch_offset(
         }
     }
 }
-
-/// A client context for consumers that expect to reach the end of a
-/// partition (scans, draining): that is not an error worth a log line, though
-/// librdkafka reports it as a client error too. Other errors are logged.
-pub struct QuietEnd;
-
-impl ClientContext for QuietEnd {
-    fn error(&self, error: KafkaError, reason: &str) {
-        match error {
-            // A partition read through its own queue reports its end here, as a global error.
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
-                tracing::trace!(reason, "end of partition")
-            }
-            // A position the broker no longer has: the caller gets it as a
-            // consumption error and says what it means in one line.
-            KafkaError::Global(RDKafkaErrorCode::AutoOffsetReset) => {
-                tracing::debug!(reason, "position not available on the broker")
-            }
-            error => tracing::warn!(%error, reason, "Kafka client error"),
-        }
-    }
-}
-
-impl ConsumerContext for QuietEnd {}

@@ -1,0 +1,197 @@
+//! How librdkafka's own log lines and errors reach our log: the one client
+//! context every Kafka client of the programs is made with.
+//!
+//! librdkafka reports a broker it cannot reach over and over (every failed
+//! connection, and `AllBrokersDown` each time the last one fails: dozens of
+//! times a second while a program waits for a broker that is not there), and
+//! rdkafka's default context logs each at ERROR level. Our programs say
+//! themselves, in one line, that they are waiting for the broker or that they
+//! gave up on it. So a broker the client cannot reach is logged at debug
+//! level, and as a warning only once the client has lasted [`QUIET_START`],
+//! then at most once per [`WARN_EVERY`]. Other errors are warnings, at most once per
+//! [`WARN_EVERY`] for each kind too; the rest of librdkafka's chatter is
+//! debug or trace.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+
+/// How long after a client is made a broker it cannot reach is not yet worth
+/// a warning: the program is starting and waits for its broker itself.
+pub const QUIET_START: Duration = Duration::from_secs(10);
+
+/// The most often one kind of problem is logged as a warning.
+pub const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// The one kind under which every broker connection problem is rate-limited.
+const UNREACHABLE: &str = "unreachable";
+
+/// The client context of every Kafka client the programs make.
+pub struct ClientLog {
+    brokers: String,
+    created: Instant,
+}
+
+/// When each kind of problem was last logged as a warning, by any client of
+/// the process: a program with several clients says it no more often.
+static WARNED: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+
+impl ClientLog {
+    /// The context of a client of the brokers `brokers`, made now.
+    pub fn new(brokers: &str) -> Self {
+        Self {
+            brokers: brokers.to_string(),
+            created: Instant::now(),
+        }
+    }
+
+    /// The brokers the client was made for.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// Logs that a broker cannot be reached, which the client retries by
+    /// itself: a warning once the client has lasted past its start, and not
+    /// more often than [`WARN_EVERY`] (librdkafka reports one failed
+    /// connection up to three times: as a log line, as the transport error
+    /// and as "all brokers down"), otherwise a debug line.
+    pub fn unreachable(&self, problem: &dyn Display) {
+        if self.created.elapsed() >= QUIET_START && self.may_warn(UNREACHABLE) {
+            tracing::warn!(
+                target: "librdkafka",
+                "cannot reach the broker at {}, still trying: {problem} (said at most every {}s)",
+                self.brokers,
+                WARN_EVERY.as_secs()
+            );
+        } else {
+            tracing::debug!(target: "librdkafka", "Kafka: {problem}");
+        }
+    }
+
+    /// Logs any other problem: a warning at most once per [`WARN_EVERY`] for its `kind`.
+    pub fn problem(&self, kind: &str, problem: &dyn Display) {
+        if self.may_warn(kind) {
+            tracing::warn!(target: "librdkafka", "Kafka: {problem}");
+        } else {
+            tracing::debug!(target: "librdkafka", "Kafka: {problem}");
+        }
+    }
+
+    /// Whether a warning of `kind` may be logged now; if so, it counts as logged.
+    fn may_warn(&self, kind: &str) -> bool {
+        let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+        let warned = warned.get_or_insert_with(HashMap::new);
+        let now = Instant::now();
+        match warned.get(kind) {
+            Some(last) if now.duration_since(*last) < WARN_EVERY => false,
+            _ => {
+                warned.insert(kind.to_string(), now);
+                true
+            }
+        }
+    }
+}
+
+/// Whether an error only says that a broker cannot be reached right now,
+/// which the client keeps retrying by itself.
+pub fn is_unreachable(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::Resolve
+            | RDKafkaErrorCode::BrokerNotAvailable
+            | RDKafkaErrorCode::NetworkException
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::RequestTimedOut
+    )
+}
+
+/// librdkafka's log facilities for a broker connection that failed or timed out.
+fn is_connection_facility(facility: &str) -> bool {
+    matches!(
+        facility,
+        "FAIL" | "ERROR" | "REQTMOUT" | "CONNECT" | "BROKERFAIL" | "RECV" | "SEND"
+    )
+}
+
+impl ClientContext for ClientLog {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let line = format!("{facility} {message}");
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error
+            | RDKafkaLogLevel::Warning => {
+                if is_connection_facility(facility) {
+                    self.unreachable(&line);
+                } else {
+                    self.problem(facility, &line);
+                }
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::debug!(target: "librdkafka", "{line}")
+            }
+            RDKafkaLogLevel::Debug => tracing::trace!(target: "librdkafka", "{line}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = match &error {
+            KafkaError::Global(code) => Some(*code),
+            other => other.rdkafka_error_code(),
+        };
+        match code {
+            // A partition read through its own queue reports its end here too.
+            Some(RDKafkaErrorCode::PartitionEOF) => {
+                tracing::trace!(target: "librdkafka", reason, "end of partition")
+            }
+            // A position the broker no longer has: the caller gets it as a
+            // consumption error and says what it means in one line.
+            Some(RDKafkaErrorCode::AutoOffsetReset) => {
+                tracing::debug!(target: "librdkafka", reason, "position not available on the broker")
+            }
+            Some(code) if is_unreachable(code) => self.unreachable(&reason),
+            _ => self.problem(&format!("{error:?}"), &format_args!("{error}: {reason}")),
+        }
+    }
+}
+
+impl ConsumerContext for ClientLog {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_of_problem_warns_at_most_once_per_interval_in_a_process() {
+        let log = ClientLog::new("127.0.0.1:1");
+        let other = ClientLog::new("127.0.0.1:1");
+        assert!(log.may_warn("test-a"));
+        assert!(!log.may_warn("test-a"));
+        assert!(!other.may_warn("test-a"), "a second client of the process");
+        assert!(log.may_warn("test-b"));
+        WARNED
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .insert("test-a".into(), Instant::now() - WARN_EVERY);
+        assert!(log.may_warn("test-a"));
+    }
+
+    #[test]
+    fn only_connection_problems_count_as_unreachable() {
+        assert!(is_unreachable(RDKafkaErrorCode::AllBrokersDown));
+        assert!(is_unreachable(RDKafkaErrorCode::BrokerTransportFailure));
+        assert!(!is_unreachable(RDKafkaErrorCode::TopicAuthorizationFailed));
+        assert!(!is_unreachable(RDKafkaErrorCode::UnknownTopicOrPartition));
+    }
+}
