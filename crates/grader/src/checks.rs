@@ -68,6 +68,13 @@ impl Scorecard {
         status == Status::Pass
     }
 
+    /// The checks not yet run when the grader was stopped, as not run.
+    pub fn interrupted(&mut self) {
+        for name in &NAMES[self.checks.len()..] {
+            self.add(name, Err(NotRun("the grader was stopped".into())));
+        }
+    }
+
     pub fn print(&self) {
         println!("score: {}/{}", self.score, self.max_score);
     }
@@ -98,8 +105,7 @@ const NAMES: [&str; 6] = [
     "stats variant: count == (end - start).days + 1 for every station",
 ];
 
-pub async fn run_all(setup: &Setup) -> Scorecard {
-    let mut report = Scorecard::default();
+pub async fn run_all(setup: &Setup, report: &mut Scorecard) {
     let producing = report.add(NAMES[0], start_and_find_topic(setup).await);
     let needs = |ok: bool| -> Result<(), Problem> {
         if ok {
@@ -138,7 +144,6 @@ pub async fn run_all(setup: &Setup) -> Scorecard {
         Err(problem) => Err(problem),
     };
     report.add(NAMES[5], result);
-    report
 }
 
 fn settings(setup: &Setup) -> KafkaSettings {
@@ -347,9 +352,7 @@ async fn debug_line(setup: &Setup) -> Result<String, Problem> {
     // debug starts at the group's position (the end, on a first run), so it
     // prints what is produced while it runs, as in the course.
     let line = tokio::task::block_in_place(|| receive.recv_timeout(Duration::from_secs(10)));
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    crate::setup::signal(&child, rustix::process::Signal::INT);
     let _ = tokio::task::block_in_place(|| child.wait());
     let line = match line {
         Ok(Ok(line)) if !line.is_empty() => line,

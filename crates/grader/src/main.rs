@@ -64,7 +64,18 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let report = checks::run_all(&setup).await;
+        // Ctrl+C or SIGTERM: the check under way is abandoned, the programs
+        // the grader started are stopped and its database dropped, and what
+        // was checked so far is reported.
+        let shutdown = program::shutdown_on_signals();
+        let mut report = checks::Scorecard::default();
+        let stopped = tokio::select! {
+            () = checks::run_all(&setup, &mut report) => false,
+            () = shutdown.cancelled() => true,
+        };
+        if stopped {
+            report.interrupted();
+        }
         setup.finish();
         checks::drop_database(&setup).await;
         report.print();
@@ -77,7 +88,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-        if report.full_score() {
+        if stopped {
+            eprintln!("grader: stopped before every check ran");
+            ExitCode::from(130)
+        } else if report.full_score() {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE

@@ -2,6 +2,7 @@
 //! stack's services, a fresh database and output directories), or inside the
 //! course's kafka container (binaries on PATH, the container's defaults).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -122,7 +123,10 @@ impl Setup {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log_file);
+            .stderr(log_file)
+            // A process group of its own: a terminal's Ctrl+C reaches the
+            // grader alone, which then stops what it started.
+            .process_group(0);
         Ok(command)
     }
 
@@ -202,10 +206,15 @@ impl Setup {
     }
 }
 
+/// Sends `signal` to a child (the kafka container has no `kill` command).
+pub fn signal(child: &Child, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
 fn terminate(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(&child, rustix::process::Signal::TERM);
     let deadline = Instant::now() + Duration::from_secs(10);
     while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

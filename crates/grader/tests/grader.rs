@@ -215,3 +215,30 @@ fn compose_without_docker_or_without_the_container_says_so() {
         "{stderr}"
     );
 }
+
+/// Ctrl+C in a terminal reaches the grader alone (its programs have process
+/// groups of their own): it stops them, reports what it checked so far and
+/// the rest as not run, exits 130, and leaves nothing running.
+#[test]
+fn ctrl_c_stops_the_grader_and_every_program_it_started() {
+    let mut command = grader(&bin_dir());
+    command.env_remove("RUST_LOG");
+    let mut terminal = local_stack::terminal::Terminal::run(command);
+    assert!(
+        terminal.wait_for(
+            "1. topic temperatures",
+            1,
+            std::time::Duration::from_secs(120)
+        ),
+        "{}",
+        terminal.screen()
+    );
+    terminal.interrupt();
+    let status = terminal.wait(std::time::Duration::from_secs(60));
+    let screen = terminal.screen();
+    assert_eq!(status.and_then(|s| s.code()), Some(130), "{screen}");
+    assert!(screen.contains("the grader was stopped"), "{screen}");
+    assert!(screen.contains("6. "), "every check is listed:\n{screen}");
+    assert!(screen.contains("score: "), "{screen}");
+    assert_eq!(terminal.left_running(), vec![], "left running:\n{screen}");
+}
