@@ -166,6 +166,8 @@ impl PrivateBroker {
         command
             .args(args)
             .env("P7_STACK_DIR", &self.state)
+            // Taken down by scripts/stack even if this test process is killed.
+            .env("P7_STACK_OWNER", std::process::id().to_string())
             .env("P7_KAFKA_PORT", self.port.to_string())
             .env("P7_KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
             .env("P7_KAFKA_NODES", self.nodes.to_string());
@@ -304,6 +306,7 @@ impl PrivateHdfs {
         command
             .args(args)
             .env("P7_STACK_DIR", self.dir.path().join("stack"))
+            .env("P7_STACK_OWNER", std::process::id().to_string())
             .env("P7_HDFS_DATANODES", "1");
         for (name, port) in &self.ports {
             command.env(name, port.to_string());

@@ -231,3 +231,41 @@ fn a_jar_whose_checksum_does_not_match_fails_install_deps_with_one_line() {
     assert_kafka_jars_failed(&output, "Checksum validation failed");
     assert_no_kafka_installed(cache.path());
 }
+
+/// A test's own services go when the test process does, even if it is killed
+/// before its clean-up runs (Ctrl+C under `cargo test` or scripts/faults):
+/// with P7_STACK_OWNER set, scripts/stack takes the stack down and deletes
+/// its directory once that process is gone.
+#[test]
+fn a_stack_owned_by_a_killed_process_is_taken_down_and_deleted() {
+    let parent = tempfile::tempdir().unwrap();
+    let state = parent.path().join("stack");
+    let mut owner = Command::new("sleep").arg("600").spawn().unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack");
+    let started = Command::new(script)
+        .args(["start-service", "mysql"])
+        .env("P7_STACK_DIR", &state)
+        .env("P7_STACK_OWNER", owner.id().to_string())
+        .env("P7_MYSQL_PORT", free_port().to_string())
+        .output()
+        .expect("run scripts/stack");
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let running = Command::new("pgrep")
+        .args(["-f", &state.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(!running.stdout.is_empty(), "MariaDB is not running");
+
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while state.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(!state.exists(), "{} is still there", state.display());
+    assert_nothing_running(&state);
+}
