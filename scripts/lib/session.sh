@@ -19,6 +19,10 @@
 #   - once the script calls `signals_to_script_only`, to the script alone,
 #     whose own trap then stops its programs in the order it chooses.
 # A script that never calls it is stopped whole, at once, by every signal.
+# Whatever of the run is still in its session when the script has ended
+# (which the script should have stopped) is stopped then, and named.
+# Services started by scripts/stack have sessions of their own: the scripts
+# stop those they started themselves.
 
 own_session() {
 	if [[ -n ${P7_SESSION_PARENT:-} ]]; then
@@ -42,7 +46,44 @@ own_session() {
 		wait "$run" || true
 	done
 	wait "$run" || status=$?
+	stop_session "$run"
 	exit "$status"
+}
+
+# The live processes of session $1, as "pid name" lines.
+session_members() {
+	local stat line rest pid state sid
+	for stat in /proc/[0-9]*/stat; do
+		read -r line 2>/dev/null <"$stat" || continue
+		# pid (name) state ppid pgrp session ...; the name may hold spaces.
+		rest=${line##*) }
+		read -r state _ _ sid _ <<<"$rest"
+		[[ $sid == "$1" && $state != Z ]] || continue
+		pid=${line%% (*}
+		rest=${line#* (}
+		echo "$pid ${rest%%) *}"
+	done
+}
+
+# Stops what is left in session $1: SIGTERM (and SIGCONT, for a frozen
+# process), then SIGKILL after 10 s.
+stop_session() {
+	local left pids i
+	left=$(session_members "$1")
+	[[ -n $left ]] || return 0
+	pids=$(cut -d' ' -f1 <<<"$left" | tr '\n' ' ')
+	printf '%s: stopping what the run left running: %s\n' "${0##*/}" "$(tr '\n' ',' <<<"$left" | sed 's/,$//; s/,/, /g')" >&2
+	# shellcheck disable=SC2086 # a list of pids
+	kill -TERM $pids 2>/dev/null || true
+	# shellcheck disable=SC2086
+	kill -CONT $pids 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		[[ -n $(session_members "$1") ]] || return 0
+		sleep 0.1
+	done
+	pids=$(session_members "$1" | cut -d' ' -f1 | tr '\n' ' ')
+	# shellcheck disable=SC2086
+	[[ -z $pids ]] || kill -KILL $pids 2>/dev/null || true
 }
 
 # From here on a stop request reaches this script alone, as SIGTERM.
@@ -50,4 +91,21 @@ signals_to_script_only() {
 	if [[ -n ${session_parent:-} ]]; then
 		kill -USR1 "$session_parent" 2>/dev/null || true
 	fi
+}
+
+# Runs a command in the background until it ends, passing each stop request
+# this script gets (SIGTERM or SIGINT) on to it as SIGTERM, so it can stop
+# what it started in its own order; returns its status.
+run_passing_stops() {
+	local pid status=0
+	"$@" &
+	pid=$!
+	# shellcheck disable=SC2064 # $pid is fixed here
+	trap "kill -TERM $pid 2>/dev/null || true" INT TERM
+	while kill -0 "$pid" 2>/dev/null; do
+		wait "$pid" || true
+	done
+	wait "$pid" || status=$?
+	trap - INT TERM
+	return "$status"
 }
