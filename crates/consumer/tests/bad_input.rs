@@ -186,8 +186,7 @@ async fn an_unsupported_store_url_is_an_error() {
 
 /// Each sink waits `--wait` seconds for a broker that is not there, says once
 /// that it waits, and ends with one line saying why; the Kafka client adds at
-/// most one rate-limited warning (the wait outlasts its quiet start), never
-/// librdkafka's stream of errors. All of stderr is checked, at the default
+/// most one rate-limited warning, never librdkafka's stream of errors. All of stderr is checked, at the default
 /// log level.
 #[test]
 fn an_unreachable_broker_is_one_line_from_every_sink() {

@@ -19,26 +19,22 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_that_stops_answering_is_ridden_out_exactly_once() {
-    broker_silent_then_back(
-        "pause-service",
-        &["resume-service"],
-        &["Timed out", "All broker connections are down"],
-    )
-    .await;
+    broker_silent_then_back("pause-service", &["resume-service"]).await;
 }
 
 /// The link to the broker cut for real: every packet to and from its port
 /// dropped (new connections hang in their handshake; nothing is refused).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_whose_packets_are_dropped_is_ridden_out_exactly_once() {
-    // The connection to the bootstrap address may stay idle and up.
-    broker_silent_then_back("cut-link", &["mend-links"], &["Timed out"]).await;
+    broker_silent_then_back("cut-link", &["mend-links"]).await;
 }
 
 /// `silence NODE` (a `scripts/stack` command) makes the broker stop
 /// answering, `back` (with NODE appended) undoes it; every sink's log then
-/// reports the silence with each of `reported`.
-async fn broker_silent_then_back(silence: &str, back: &[&str], reported: &[&str]) {
+/// reports the silence: its Kafka client's warning that it cannot reach the
+/// broker (librdkafka's timeouts and "all brokers down", said once).
+async fn broker_silent_then_back(silence: &str, back: &[&str]) {
+    let reported = format!("cannot reach the broker at {}", local_stack::brokers());
     let _stack = local_stack::exclusive_stack();
     let topic = one_partition_of("broker-hang", 50).await;
     let output = Output::new(true);
@@ -87,7 +83,7 @@ async fn broker_silent_then_back(silence: &str, back: &[&str], reported: &[&str]
         || {
             [output.log(), stats_output.log(), archive.log()]
                 .iter()
-                .all(|log| reported.iter().all(|text| log.contains(text)))
+                .all(|log| log.contains(&reported))
         },
         || [output.log(), stats_output.log(), archive.log()].join("\n---\n"),
     );

@@ -237,7 +237,7 @@ fn an_unreachable_broker_and_nothing_committed_are_each_said_once() {
         ])
         .env_remove("PROJECT")
         .env_remove("RUST_LOG");
-    // Longer than the Kafka client's quiet start: its warning may come.
+    // Long enough for the lag reader's client to report the broker.
     let output = local_stack::unreachable::run(command, std::time::Duration::from_secs(13));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");

@@ -253,9 +253,8 @@ async fn started_before_the_topic_exists_it_prints_once_the_topic_appears() {
 }
 
 /// Started before its broker exists (as right after `docker compose up -d`),
-/// debug waits without a word for the client's quiet start, then says at
-/// most once that it cannot reach the broker; stdout stays empty for the
-/// graders. All of stderr is checked, at the default log level.
+/// debug says at most once that it cannot reach the broker (it said so every
+/// 0.5 s), and stdout stays empty for the graders. All of stderr is checked, at the default log level.
 #[test]
 fn an_unreachable_broker_is_at_most_one_warning() {
     let broker = local_stack::unreachable::broker();

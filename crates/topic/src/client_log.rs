@@ -6,11 +6,11 @@
 //! times a second while a program waits for a broker that is not there), and
 //! rdkafka's default context logs each at ERROR level. Our programs say
 //! themselves, in one line, that they are waiting for the broker or that they
-//! gave up on it. So a broker the client cannot reach is logged at debug
-//! level, and as a warning only once the client has lasted [`QUIET_START`],
-//! then at most once per [`WARN_EVERY`]. Other errors are warnings, at most once per
-//! [`WARN_EVERY`] for each kind too; the rest of librdkafka's chatter is
-//! debug or trace.
+//! gave up on it. So a broker the client cannot reach (refused, timed out,
+//! all down) is one warning at most once per [`WARN_EVERY`] for the whole
+//! process, naming the broker, and otherwise a debug line. Other errors are
+//! warnings, at most once per [`WARN_EVERY`] for each kind too; the rest of
+//! librdkafka's chatter is debug or trace.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -23,10 +23,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
-/// How long after a client is made a broker it cannot reach is not yet worth
-/// a warning: the program is starting and waits for its broker itself.
-pub const QUIET_START: Duration = Duration::from_secs(10);
-
 /// The most often one kind of problem is logged as a warning.
 pub const WARN_EVERY: Duration = Duration::from_secs(30);
 
@@ -36,7 +32,6 @@ const UNREACHABLE: &str = "unreachable";
 /// The client context of every Kafka client the programs make.
 pub struct ClientLog {
     brokers: String,
-    created: Instant,
 }
 
 /// When each kind of problem was last logged as a warning, by any client of
@@ -48,7 +43,6 @@ impl ClientLog {
     pub fn new(brokers: &str) -> Self {
         Self {
             brokers: brokers.to_string(),
-            created: Instant::now(),
         }
     }
 
@@ -58,12 +52,11 @@ impl ClientLog {
     }
 
     /// Logs that a broker cannot be reached, which the client retries by
-    /// itself: a warning once the client has lasted past its start, and not
-    /// more often than [`WARN_EVERY`] (librdkafka reports one failed
-    /// connection up to three times: as a log line, as the transport error
-    /// and as "all brokers down"), otherwise a debug line.
+    /// itself: a warning not more often than [`WARN_EVERY`] (librdkafka
+    /// reports one failed connection up to three times: as a log line, as
+    /// the transport error and as "all brokers down"), otherwise a debug line.
     pub fn unreachable(&self, problem: &dyn Display) {
-        if self.created.elapsed() >= QUIET_START && self.may_warn(UNREACHABLE) {
+        if self.may_warn(UNREACHABLE) {
             tracing::warn!(
                 target: "librdkafka",
                 "cannot reach the broker at {}, still trying: {problem} (said at most every {}s)",
@@ -159,7 +152,9 @@ impl ClientContext for ClientLog {
             Some(RDKafkaErrorCode::AutoOffsetReset) => {
                 tracing::debug!(target: "librdkafka", reason, "position not available on the broker")
             }
-            Some(code) if is_unreachable(code) => self.unreachable(&reason),
+            Some(code) if is_unreachable(code) => {
+                self.unreachable(&format_args!("{error}: {reason}"))
+            }
             _ => self.problem(&format!("{error:?}"), &format_args!("{error}: {reason}")),
         }
     }

@@ -14,7 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use client_log::{is_unreachable, ClientLog, QUIET_START, WARN_EVERY};
+pub use client_log::{is_unreachable, ClientLog, WARN_EVERY};
 pub use scan::{resume_fetch_offset, scan};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
