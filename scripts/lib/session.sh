@@ -34,8 +34,11 @@ own_session() {
 	local run whole=1 status=0
 	# A background child of a non-interactive shell is never a process group
 	# leader, so setsid does not fork: $! is the script's pid, and its
-	# session's and process group's id.
-	P7_SESSION_PARENT=$$ setsid "$BASH" "$0" "$@" &
+	# session's and process group's id. Such a child also starts with SIGINT
+	# and SIGQUIT ignored, and so would everything it runs (a script or test
+	# that expects Ctrl+C to work, further down); env gives them back their
+	# default action.
+	P7_SESSION_PARENT=$$ env --default-signal=INT,QUIT setsid "$BASH" "$0" "$@" &
 	run=$!
 	trap 'whole=0' USR1
 	# shellcheck disable=SC2016 # expanded when the trap runs

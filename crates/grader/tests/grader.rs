@@ -6,6 +6,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A grader run against the stack recreates the topic `temperatures`: the
+/// tests that run one take turns.
+static ONE_GRADER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_grader_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_GRADER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_grader"))
         .parent()
@@ -73,6 +83,7 @@ fn bin_dir_with(replaced: &str, script: &str) -> tempfile::TempDir {
 
 #[test]
 fn the_real_pipeline_gets_a_full_score_and_a_broken_consumer_does_not() {
+    let _turn = one_grader_at_a_time();
     // Both use the stack's `temperatures` topic, so they run one after the other.
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
@@ -221,6 +232,7 @@ fn compose_without_docker_or_without_the_container_says_so() {
 /// the rest as not run, exits 130, and leaves nothing running.
 #[test]
 fn ctrl_c_stops_the_grader_and_every_program_it_started() {
+    let _turn = one_grader_at_a_time();
     let mut command = grader(&bin_dir());
     command.env_remove("RUST_LOG");
     let mut terminal = local_stack::terminal::Terminal::run(command);

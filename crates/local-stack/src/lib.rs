@@ -356,14 +356,20 @@ pub fn wait_for_exit(
     }
 }
 
-/// Sends `signal` (e.g. "INT", "TERM") to a child and waits for it to exit.
-pub fn signal_and_wait(child: &mut std::process::Child, signal: &str) -> std::process::ExitStatus {
+/// Sends `signal` (e.g. "INT", "TERM", "STOP") to process `pid`; panics if
+/// it cannot.
+pub fn signal(pid: u32, signal: &str) {
     let sent = std::process::Command::new("kill")
         .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
+        .arg(pid.to_string())
         .status()
         .expect("run kill");
-    assert!(sent.success(), "kill -{signal} {} failed", child.id());
+    assert!(sent.success(), "kill -{signal} {pid} failed");
+}
+
+/// Sends `signal` to a child and waits for it to exit.
+pub fn signal_and_wait(child: &mut std::process::Child, name: &str) -> std::process::ExitStatus {
+    signal(child.id(), name);
     child.wait().expect("wait for the child")
 }
 

@@ -59,11 +59,16 @@ impl Terminal {
         // controlling terminal is its stdin, the pseudo-terminal: its group is
         // then the terminal's foreground group. The child of a test process is
         // never a process group leader, so setsid does not fork and the
-        // child's pid is the program's.
+        // child's pid is the program's. A shell starts a foreground job with
+        // SIGINT and SIGQUIT at their default action, whatever the test
+        // process was given (a background job ignores both): env does that.
         let program = command.get_program().to_owned();
         let args: Vec<_> = command.get_args().map(|arg| arg.to_owned()).collect();
-        let mut wrapped = Command::new("setsid");
-        wrapped.arg("--ctty").arg(program).args(args);
+        let mut wrapped = Command::new("env");
+        wrapped
+            .args(["--default-signal=INT,QUIT", "setsid", "--ctty"])
+            .arg(program)
+            .args(args);
         for (key, value) in command.get_envs() {
             match value {
                 Some(value) => wrapped.env(key, value),

@@ -34,11 +34,7 @@ pub fn run(mut command: Command, run_for: Duration) -> Output {
     let status = match crate::wait_for_exit(&mut child, run_for) {
         Some(status) => status,
         None => {
-            let stopped = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .expect("run kill");
-            assert!(stopped.success(), "kill -TERM {}", child.id());
+            crate::signal(child.id(), "TERM");
             crate::wait_for_exit(&mut child, Duration::from_secs(30)).unwrap_or_else(|| {
                 let _ = child.kill();
                 panic!("still running 30 s after SIGTERM")

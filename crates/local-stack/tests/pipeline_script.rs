@@ -226,11 +226,7 @@ fn sigterm_to_the_script_stops_the_pipeline_in_order() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut terminal = Terminal::run(pipeline(&["--store", "local", "--sink", "stats"]));
     wait_for_progress(&terminal);
-    let sent = Command::new("kill")
-        .args(["-TERM", &terminal.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(sent.success());
+    local_stack::signal(terminal.pid(), "TERM");
     let (code, screen) = wait_for_end(&mut terminal);
     assert_stopped_in_order("SIGTERM", &terminal, code, &screen);
 }
@@ -252,13 +248,7 @@ fn a_second_ctrl_c_cuts_the_catch_up_short_and_still_prints_what_is_committed() 
                 .any(|supervisor| supervisor.pid == p.parent)
         })
         .unwrap_or_else(|| panic!("no consumer worker among {processes:?}"));
-    let signal = |name: &str| {
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &worker.pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -{name} {}", worker.pid);
-    };
+    let signal = |name: &str| local_stack::signal(worker.pid, name);
     signal("STOP");
     std::thread::sleep(Duration::from_secs(2));
     terminal.interrupt();
