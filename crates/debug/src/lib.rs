@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::ClientContext;
 use report::{debug_line, Report};
 use tokio_util::sync::CancellationToken;
 use topic::{ClientLog, KafkaSettings};
@@ -59,17 +60,9 @@ pub async fn run(
         let message = match message {
             Ok(message) => message,
             Err(err) => {
-                // A broker that is not there yet (debug started before the
-                // broker) is said as every client says it: not at once, then
-                // rarely; anything else is a warning, rate-limited too.
-                match err.rdkafka_error_code() {
-                    Some(code) if topic::is_unreachable(code) => {
-                        consumer.context().unreachable(&err)
-                    }
-                    _ => consumer
-                        .context()
-                        .problem("consume", &format_args!("{err}; retrying")),
-                }
+                // Logged as the client's own errors are: a broker that is
+                // not there (debug started before it) at most every 30 s.
+                consumer.context().error(err, "while consuming; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }

@@ -55,7 +55,7 @@ impl ClientLog {
     /// itself: a warning not more often than [`WARN_EVERY`] (librdkafka
     /// reports one failed connection up to three times: as a log line, as
     /// the transport error and as "all brokers down"), otherwise a debug line.
-    pub fn unreachable(&self, problem: &dyn Display) {
+    fn unreachable(&self, problem: &dyn Display) {
         if self.may_warn(UNREACHABLE) {
             tracing::warn!(
                 target: "librdkafka",
@@ -69,7 +69,7 @@ impl ClientLog {
     }
 
     /// Logs any other problem: a warning at most once per [`WARN_EVERY`] for its `kind`.
-    pub fn problem(&self, kind: &str, problem: &dyn Display) {
+    fn problem(&self, kind: &str, problem: &dyn Display) {
         if self.may_warn(kind) {
             tracing::warn!(target: "librdkafka", "Kafka: {problem}");
         } else {
