@@ -43,12 +43,7 @@ own_session() {
 	trap 'whole=0' USR1
 	# shellcheck disable=SC2016 # expanded when the trap runs
 	trap 'if ((whole)); then kill -TERM -- "-$run" 2>/dev/null; else kill -TERM "$run" 2>/dev/null; fi' INT TERM HUP
-	# `wait` returns early when a trapped signal arrives; bash remembers the
-	# status of a child it has reaped, so the last `wait` has it either way.
-	while kill -0 "$run" 2>/dev/null; do
-		wait "$run" || true
-	done
-	wait "$run" || status=$?
+	wait_out "$run" || status=$?
 	stop_session "$run"
 	exit "$status"
 }
@@ -105,10 +100,17 @@ run_passing_stops() {
 	pid=$!
 	# shellcheck disable=SC2064 # $pid is fixed here
 	trap "kill -TERM $pid 2>/dev/null || true" INT TERM
-	while kill -0 "$pid" 2>/dev/null; do
-		wait "$pid" || true
-	done
-	wait "$pid" || status=$?
+	wait_out "$pid" || status=$?
 	trap - INT TERM
 	return "$status"
+}
+
+# Waits until child $1 has ended and returns its status. `wait` returns early
+# when a trapped signal arrives; bash remembers the status of a child it has
+# reaped, so the last `wait` has it either way.
+wait_out() {
+	while kill -0 "$1" 2>/dev/null; do
+		wait "$1" || true
+	done
+	wait "$1"
 }
