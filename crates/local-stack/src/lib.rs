@@ -107,10 +107,19 @@ impl PrivateBroker {
 
     fn launch(port: u16, nodes: u16) -> PrivateBroker {
         let state = std::env::temp_dir().join(unique_name("p7-broker"));
+        // The controllers' ports are checked free together with the
+        // brokers': two separate looks could hand out overlapping ranges.
+        let controller_port = loop {
+            let candidate = free_ports(nodes);
+            let overlaps = |a: u16, b: u16| a < b + nodes && b < a + nodes;
+            if !overlaps(candidate, port) {
+                break candidate;
+            }
+        };
         let broker = PrivateBroker {
             state,
             port,
-            controller_port: free_ports(nodes),
+            controller_port,
             nodes,
         };
         let output = broker
