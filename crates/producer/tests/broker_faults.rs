@@ -102,7 +102,9 @@ async fn the_producer_rides_out_a_killed_leader_and_waits_out_a_lost_quorum() {
 
     // Case 1: SIGKILL the leader of partition 0 while the producer streams at
     // full speed; it goes on once a new leader is elected.
-    const ROWS: u64 = 200_000;
+    // Enough that the kill lands mid-stream: 200,000 were once all sent
+    // before it (the producer runs at about 300,000 rows/s here).
+    const ROWS: u64 = 600_000;
     let (url, _database) = database_with_rows(ROWS).await;
     let topic = local_stack::unique_name("leader-killed");
     let log = dir.path().join("leader-killed.log");
