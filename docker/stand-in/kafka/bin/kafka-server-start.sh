@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# CI's stand-in for the Kafka release's bin/kafka-server-start.sh: the broker
+# (kafka.Kafka) with the release's 1 GB heap unless KAFKA_HEAP_OPTS says
+# otherwise, logging INFO to stdout (config/log4j.properties).
+set -euo pipefail
+[[ $# -ge 1 ]] || {
+	echo "USAGE: $0 [-daemon] server.properties [--override property=value]*" >&2
+	exit 1
+}
+home=${KAFKA_HOME:-/opt/kafka}
+export KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx1G -Xms1G}
+export KAFKA_LOG4J_OPTS=${KAFKA_LOG4J_OPTS:--Dlog4j.configuration=file:$home/config/log4j.properties}
+exec "$(dirname "${BASH_SOURCE[0]}")/kafka-run-class.sh" -name kafkaServer kafka.Kafka "$@"
