@@ -172,6 +172,9 @@ async fn start_and_find_topic(setup: &Setup) -> Result<String, Problem> {
         ))
     })?;
 
+    if setup.in_container {
+        take_over_the_stack(setup).await.map_err(NotRun)?;
+    }
     if let Some(server) = &setup.mysql_server {
         let url = fresh_database(server, &setup.run_name)
             .await
@@ -217,6 +220,53 @@ async fn start_and_find_topic(setup: &Setup) -> Result<String, Problem> {
         "after 60 s the topic has {seen} partitions; producer log: {}",
         setup.log_tail("producer")
     )))
+}
+
+/// In the course container the grader checks the stack's own table, HDFS
+/// directory, checkpoints and stats files, which an earlier run (a student's,
+/// or an earlier grade) may have filled: old rows would be produced again and
+/// old files taken as this run's results. So, like the course's autograder,
+/// it takes the stack over: it refuses while any of the pipeline's programs
+/// runs in the container (they would write into what it checks), then empties
+/// the table and removes the checkpoints and stats files. Batches go in check 4.
+async fn take_over_the_stack(setup: &Setup) -> Result<(), String> {
+    let running = crate::setup::running_programs();
+    if !running.is_empty() {
+        return Err(format!(
+            "programs of the pipeline are running in this container and would write into what the grader checks: {}; stop them first",
+            running.join(", ")
+        ));
+    }
+    let url = weather_generator::course_mysql_url(std::env::var("PROJECT").ok().as_deref())?;
+    let mut connection = tokio::time::timeout(
+        Duration::from_secs(30),
+        sqlx::MySqlConnection::connect(&url),
+    )
+    .await
+    .map_err(|_| format!("MySQL at {url} did not answer within 30 s"))?
+    .map_err(|err| format!("MySQL at {url}: {err}"))?;
+    // The generator creates the table when it is missing.
+    sqlx::query("CREATE TABLE IF NOT EXISTS temperatures (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, station_id TEXT, date DATE, degrees DOUBLE)")
+        .execute(&mut connection)
+        .await
+        .and(sqlx::query("TRUNCATE TABLE temperatures").execute(&mut connection).await)
+        .map_err(|err| format!("cannot empty CS544.temperatures: {err}"))?;
+    for partition in 0..4 {
+        for dir in [&setup.checkpoint_dir, &setup.stats_dir] {
+            let path = dir.join(format!("partition-{partition}.json"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(format!(
+                        "cannot remove {} of an earlier run: {err}",
+                        path.display()
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn fresh_database(server: &str, name: &str) -> Result<String, String> {
@@ -409,15 +459,16 @@ async fn consumers_commit(setup: &Setup) -> Result<String, Problem> {
     let store = Store::open(&setup.store).map_err(|err| NotRun(err.to_string()))?;
     if setup.in_container {
         // Batches of an earlier run would otherwise be counted.
-        for name in store
+        let names = store
             .list(batch_store::batch_file::DATA_DIR)
             .await
-            .unwrap_or_default()
-        {
+            .map_err(|err| NotRun(format!("cannot list the batches of an earlier run: {err}")))?;
+        for name in names {
             if BatchFile::parse(&name).is_some() {
-                let _ = store
-                    .delete(&batch_store::join(batch_store::batch_file::DATA_DIR, &name))
-                    .await;
+                let path = batch_store::join(batch_store::batch_file::DATA_DIR, &name);
+                store.delete(&path).await.map_err(|err| {
+                    NotRun(format!("cannot remove {path} of an earlier run: {err}"))
+                })?;
             }
         }
     }

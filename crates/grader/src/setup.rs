@@ -181,7 +181,7 @@ impl Setup {
                 .map(|i| children.remove(i).1)
         };
         if let Some(child) = child {
-            terminate(child);
+            terminate(label, child);
         }
     }
 
@@ -200,10 +200,54 @@ impl Setup {
     /// Stops everything the grader started.
     pub fn finish(&self) {
         let children: Vec<(String, Child)> = std::mem::take(&mut *self.children.lock().unwrap());
-        for (_, child) in children {
-            terminate(child);
+        for (label, child) in children {
+            terminate(&label, child);
         }
     }
+}
+
+/// The pipeline's programs that write what the grader checks (the table, the
+/// topic, checkpoints, batches, stats files), running on this machine (in the
+/// course container: in the container), as `name args (pid N)`: found by the
+/// program name of each process's command line in /proc.
+pub fn running_programs() -> Vec<String> {
+    const PROGRAMS: [&str; 3] = ["weather-generator", "producer", "consumer"];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let mut args = cmdline
+            .split(|&b| b == 0)
+            .filter(|arg| !arg.is_empty())
+            .map(|arg| String::from_utf8_lossy(arg).into_owned());
+        let Some(program) = args.next() else {
+            continue;
+        };
+        let name = Path::new(&program)
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if PROGRAMS.contains(&name.as_str()) {
+            let line: Vec<String> = std::iter::once(name).chain(args).collect();
+            found.push((pid, line.join(" ")));
+        }
+    }
+    found.sort();
+    found
+        .into_iter()
+        .map(|(pid, line)| format!("{line} (pid {pid})"))
+        .collect()
 }
 
 /// Sends `signal` to a child (the kafka container has no `kill` command).
@@ -213,11 +257,19 @@ pub fn signal(child: &Child, signal: rustix::process::Signal) {
     }
 }
 
-fn terminate(mut child: Child) {
+/// Stops a child with SIGTERM, and with SIGKILL if it has not ended 10 s
+/// later, which is worth a warning: the programs stop within a second.
+fn terminate(label: &str, mut child: Child) {
     signal(&child, rustix::process::Signal::TERM);
     let deadline = Instant::now() + Duration::from_secs(10);
     while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
+    }
+    if matches!(child.try_wait(), Ok(None)) {
+        tracing::warn!(
+            program = label,
+            "did not stop within 10 s of SIGTERM; killing it"
+        );
     }
     let _ = child.kill();
     let _ = child.wait();
