@@ -68,8 +68,11 @@ pub async fn run(
             Err(err) => {
                 // Logged as the client's own errors are: a broker that is
                 // not there (debug started before it) at most every 30 s.
+                // No pause before the next receive: librdkafka queues one
+                // error per failed connection, dozens while a broker starts,
+                // and taking them at a pause each kept debug silent for
+                // minutes after the broker was up.
                 consumer.context().error(err, "while consuming; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
         };
