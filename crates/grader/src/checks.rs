@@ -238,18 +238,17 @@ async fn take_over_the_stack(setup: &Setup) -> Result<(), String> {
         ));
     }
     let url = weather_generator::course_mysql_url(std::env::var("PROJECT").ok().as_deref())?;
-    let mut connection = tokio::time::timeout(
-        Duration::from_secs(30),
-        sqlx::MySqlConnection::connect(&url),
-    )
-    .await
-    .map_err(|_| format!("MySQL at {url} did not answer within 30 s"))?
-    .map_err(|err| format!("MySQL at {url}: {err}"))?;
-    // The generator creates the table when it is missing.
-    sqlx::query("CREATE TABLE IF NOT EXISTS temperatures (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, station_id TEXT, date DATE, degrees DOUBLE)")
-        .execute(&mut connection)
+    // The generator's own connection (it waits for MySQL) and table.
+    let database = weather_generator::Database::connect(&url, Duration::from_secs(30))
         .await
-        .and(sqlx::query("TRUNCATE TABLE temperatures").execute(&mut connection).await)
+        .map_err(|err| err.to_string())?;
+    database
+        .create_table()
+        .await
+        .map_err(|err| err.to_string())?;
+    sqlx::query("TRUNCATE TABLE temperatures")
+        .execute(database.pool())
+        .await
         .map_err(|err| format!("cannot empty CS544.temperatures: {err}"))?;
     for partition in 0..4 {
         for dir in [&setup.checkpoint_dir, &setup.stats_dir] {
