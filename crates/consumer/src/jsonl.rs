@@ -4,8 +4,14 @@
 //! partition:
 //!
 //! ```json
-//! {"last_updated": "2026-11-22T10:30:00Z", "offsets": {"temperatures": {"0": 1234, "1": 1200}}}
+//! {"last_updated": "2026-11-22T10:30:00Z", "offsets": {"weather-raw": {"0": 1234, "1": 1200}}}
 //! ```
+//!
+//! Two input formats (`Format`): the data collector's own JSON readings, each
+//! kept as it came in the file of its station's name and its timestamp's UTC
+//! day, and the course's protobuf `Report`, as a line of its fields. A message
+//! that is neither goes whole (base64) to `<dir>/dead-letters.jsonl`, and the
+//! checkpoint counts it under `"skipped"`.
 //!
 //! Appending to a file is not atomic, so a batch is committed in three steps:
 //! 1. the checkpoint is replaced (atomically) by one that also lists, under
@@ -36,6 +42,37 @@ use crate::{Error, Result};
 
 pub const CHECKPOINT_DIR: &str = "checkpoints";
 pub const CHECKPOINT_FILE: &str = "offset_checkpoint.json";
+/// Where messages that are not readings are kept, at the archive's top, out
+/// of the day directories that readers load.
+pub const DEAD_LETTERS: &str = "dead-letters.jsonl";
+
+/// What the collected topic's messages are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One UTF-8 JSON object per message, with `station_id` and/or
+    /// `station_name`, an RFC 3339 `timestamp` and any other fields.
+    Json,
+    /// The course's protobuf `Report`.
+    Report,
+}
+
+impl Format {
+    /// The topic this format's users produce to.
+    pub fn default_topic(self) -> &'static str {
+        match self {
+            Format::Json => "weather-raw",
+            Format::Report => report::TOPIC,
+        }
+    }
+
+    /// What a message of this format is called, for warnings.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Format::Json => "a JSON weather reading",
+            Format::Report => "a valid Report",
+        }
+    }
+}
 
 /// The checkpoint file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -48,6 +85,10 @@ pub struct ArchiveCheckpoint {
     /// Files an unfinished batch is appending to → their length before it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub appending: BTreeMap<String, u64>,
+    /// Topic → partition → messages that were not readings (kept in
+    /// `dead-letters.jsonl`), committed with the offsets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl ArchiveCheckpoint {
@@ -56,6 +97,21 @@ impl ArchiveCheckpoint {
             .get(topic)?
             .get(&partition.to_string())
             .copied()
+    }
+
+    /// Messages of `partition` of `topic` that went to the dead letters.
+    pub fn skipped(&self, topic: &str, partition: i32) -> u64 {
+        self.skipped
+            .get(topic)
+            .and_then(|partitions| partitions.get(&partition.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The checkpoint of the archive in `dir` (empty if there is none yet; an
+    /// error if it is damaged). Reads only; locks nothing.
+    pub async fn read(dir: &Path) -> Result<Self> {
+        Self::load(&Store::local(dir.join(CHECKPOINT_DIR))).await
     }
 
     /// The checkpoint in the archive's checkpoint directory `checkpoints`
@@ -90,7 +146,7 @@ impl ArchiveCheckpoint {
     }
 }
 
-/// One line of the archive.
+/// One line of an archive of `Report`s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
     pub station_id: String,
@@ -164,6 +220,7 @@ impl Archive {
     ) -> Result<()> {
         let mut state = self.state.lock().await;
         crash::begin_commit();
+        let dead_letters = batch.dead_letters;
         if !batch.is_empty() {
             let root = self.dir.clone();
             let (files, lengths) = blocking(move || {
@@ -184,6 +241,14 @@ impl Archive {
             .entry(topic.to_string())
             .or_default()
             .insert(partition.to_string(), next_offset);
+        if dead_letters > 0 {
+            *state
+                .skipped
+                .entry(topic.to_string())
+                .or_default()
+                .entry(partition.to_string())
+                .or_default() += dead_letters;
+        }
         self.save(&mut state).await
     }
 
@@ -255,6 +320,122 @@ pub fn write_line(out: &mut Vec<u8>, report: &report::Report, partition: i32, of
     out.push(b'\n');
 }
 
+/// A message of the JSON format that is a usable reading: where it goes, and
+/// its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonReading<'a> {
+    /// `station_name`, or `station_id` where there is no name.
+    pub station: String,
+    /// The UTC day of `timestamp`, `YYYY-MM-DD`.
+    pub day: String,
+    /// The message, exactly as it came.
+    pub text: &'a str,
+}
+
+impl<'a> JsonReading<'a> {
+    /// Checks that `payload` is a JSON object with a station and an RFC 3339
+    /// timestamp; the reason it is not a reading otherwise.
+    pub fn parse(payload: Option<&'a [u8]>) -> Result<Self, String> {
+        use serde_json::Value;
+        /// The fields a reading needs; every other one is only checked to be JSON.
+        #[derive(Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            station_id: Option<Value>,
+            #[serde(default)]
+            station_name: Option<Value>,
+            #[serde(default)]
+            timestamp: Option<Value>,
+        }
+        let payload = payload.ok_or("the message has no value")?;
+        let text = std::str::from_utf8(payload).map_err(|err| format!("not UTF-8: {err}"))?;
+        if !text.trim_start().starts_with('{') {
+            return Err("not a JSON object".into());
+        }
+        let probe: Probe =
+            serde_json::from_str(text).map_err(|err| format!("not valid JSON: {err}"))?;
+        let usable = |field: &Option<Value>| match field {
+            Some(Value::String(text)) if !text.trim().is_empty() => Some(text.clone()),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            _ => None,
+        };
+        let station = usable(&probe.station_name)
+            .or_else(|| usable(&probe.station_id))
+            .ok_or("no station_name or station_id")?;
+        let day = match &probe.timestamp {
+            Some(Value::String(stamp)) => utc_day(stamp)?,
+            Some(other) => return Err(format!("timestamp {other} is not an RFC 3339 string")),
+            None => return Err("no timestamp".into()),
+        };
+        Ok(JsonReading {
+            station,
+            day,
+            text: text.trim(),
+        })
+    }
+
+    /// Appends the message as one line. A line break in a JSON text can only
+    /// be white space between tokens (strings escape theirs), so each becomes
+    /// a space; every other byte stays as it came.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        out.extend(self.text.bytes().map(|byte| match byte {
+            b'\n' | b'\r' => b' ',
+            byte => byte,
+        }));
+        out.push(b'\n');
+    }
+}
+
+/// The UTC day of an RFC 3339 timestamp.
+fn utc_day(stamp: &str) -> Result<String, String> {
+    let instant = chrono::DateTime::parse_from_rfc3339(stamp)
+        .map_err(|err| format!("timestamp {stamp:?} is not RFC 3339: {err}"))?;
+    let day = instant.with_timezone(&chrono::Utc).date_naive();
+    use chrono::Datelike as _;
+    if !(1..=9999).contains(&day.year()) {
+        return Err(format!(
+            "timestamp {stamp:?} is outside the years 1 to 9999"
+        ));
+    }
+    Ok(day.format("%Y-%m-%d").to_string())
+}
+
+/// A message that is not a reading, kept whole in `dead-letters.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The message's key, base64 (standard alphabet, padded); `null` if it had none.
+    pub key_base64: Option<String>,
+    /// The message's value, base64; `null` if it had none.
+    pub value_base64: Option<String>,
+    /// Why it is not a reading.
+    pub reason: String,
+}
+
+impl DeadLetter {
+    pub fn new(
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        reason: &str,
+    ) -> Self {
+        use base64::Engine as _;
+        let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        DeadLetter {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            key_base64: key.map(encode),
+            value_base64: value.map(encode),
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// The lines of one batch before they are written: every line end to end in
 /// one buffer, in the order the records came, each tagged with its file.
 ///
@@ -271,13 +452,38 @@ pub struct BatchLines {
     records: Vec<(u32, usize)>,
     /// The path of the record being added (reused).
     path: String,
+    /// How many of the records are dead letters.
+    dead_letters: u64,
 }
 
 impl BatchLines {
-    /// Adds the line of the record at `offset` to the file of its station and day.
+    /// Adds the line of the `Report` at `offset` to the file of its station and day.
     pub fn add(&mut self, report: &report::Report, partition: i32, offset: i64) {
         self.path.clear();
         push_file_for(&mut self.path, &report.station_id, &report.date);
+        self.push(|out| write_line(out, report, partition, offset));
+    }
+
+    /// Adds a JSON reading, as it came, to the file of its station and day.
+    pub fn add_reading(&mut self, reading: &JsonReading<'_>) {
+        self.path.clear();
+        push_file_for(&mut self.path, &reading.station, &reading.day);
+        self.push(|out| reading.write_line(out));
+    }
+
+    /// Adds a message that is not a reading to the dead letters.
+    pub fn add_dead_letter(&mut self, letter: &DeadLetter) {
+        self.path.clear();
+        self.path.push_str(DEAD_LETTERS);
+        self.push(|out| {
+            serde_json::to_writer(&mut *out, letter).expect("a dead letter always serializes");
+            out.push(b'\n');
+        });
+        self.dead_letters += 1;
+    }
+
+    /// Adds the line `write` appends to the file at `self.path`.
+    fn push(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         let file = match self.files.get(self.path.as_str()) {
             Some(&file) => file,
             None => {
@@ -287,7 +493,7 @@ impl BatchLines {
                 file
             }
         };
-        write_line(&mut self.lines, report, partition, offset);
+        write(&mut self.lines);
         self.records.push((file, self.lines.len()));
     }
 
@@ -560,6 +766,76 @@ mod tests {
         write_line(&mut text, &nan, 0, 0);
         let parsed: Line = serde_json::from_slice(&text).unwrap();
         assert_eq!(parsed.degrees, None);
+    }
+
+    #[test]
+    fn a_json_reading_goes_to_its_station_name_and_utc_day_kept_as_it_came() {
+        let text = "{\"station_id\": \"KMSN\", \"station_name\": \"Fond du Lac\",\n \
+                    \"timestamp\": \"2025-12-13T23:30:00-06:00\", \"temperature\": 45.20, \
+                    \"big\": 12345678901234567890123, \"nested\": {\"a\": [1, \"x\\ny\"]}}";
+        let reading = JsonReading::parse(Some(text.as_bytes())).unwrap();
+        assert_eq!(reading.station, "Fond du Lac");
+        assert_eq!(reading.day, "2025-12-14", "the UTC day, not the local one");
+        let mut line = Vec::new();
+        reading.write_line(&mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            text.replace('\n', " ") + "\n",
+            "every byte but the line break between tokens is kept"
+        );
+        assert_eq!(
+            file_for(&reading.station, &reading.day),
+            "2025-12-14/Fond%20du%20Lac_2025-12-14.jsonl"
+        );
+
+        let id_only =
+            br#"{"station_id": "KMSN", "station_name": "", "timestamp": "2025-12-13T10:30:00Z"}"#;
+        assert_eq!(JsonReading::parse(Some(id_only)).unwrap().station, "KMSN");
+        let numeric_id = br#"{"station_id": 725, "timestamp": "2025-12-13T10:30:00.5Z"}"#;
+        assert_eq!(JsonReading::parse(Some(numeric_id)).unwrap().station, "725");
+    }
+
+    #[test]
+    fn messages_that_are_not_readings_say_why() {
+        for (message, why) in [
+            (None, "no value"),
+            (Some(&b"\xff{}"[..]), "UTF-8"),
+            (Some(b"[\"KMSN\", \"Madison\", \"2025-12-13T10:30:00Z\"]"), "not a JSON object"),
+            (Some(b"42"), "not a JSON object"),
+            (Some(b"{\"station_id\": \"KMSN\", "), "not valid JSON"),
+            (Some(b"{\"station_id\": \"KMSN\"} trailing"), "not valid JSON"),
+            (Some(b"{\"timestamp\": \"2025-12-13T10:30:00Z\"}"), "no station"),
+            (Some(b"{\"station_id\": \" \", \"timestamp\": \"2025-12-13T10:30:00Z\"}"), "no station"),
+            (Some(b"{\"station_id\": \"KMSN\"}"), "no timestamp"),
+            (Some(b"{\"station_id\": \"KMSN\", \"timestamp\": \"2025-12-13\"}"), "RFC 3339"),
+            (Some(b"{\"station_id\": \"KMSN\", \"timestamp\": 1765621800}"), "RFC 3339"),
+            (Some(b"{\"station_id\": \"A\", \"station_id\": \"B\", \"timestamp\": \"2025-12-13T10:30:00Z\"}"), "duplicate"),
+        ] {
+            let err = JsonReading::parse(message).unwrap_err();
+            assert!(err.contains(why), "{message:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_message_whole() {
+        let letter = DeadLetter::new(
+            "weather-raw",
+            2,
+            17,
+            Some(b"KMSN"),
+            Some(b"\xff\x00"),
+            "not UTF-8",
+        );
+        let mut batch = BatchLines::default();
+        batch.add_dead_letter(&letter);
+        assert_eq!(batch.dead_letters, 1);
+        let files = batch.into_files();
+        let (path, mut lines) = files.iter().next().unwrap();
+        assert_eq!(path, DEAD_LETTERS);
+        let back: DeadLetter = serde_json::from_slice(lines.next().unwrap()).unwrap();
+        assert_eq!(back, letter);
+        assert_eq!(back.key_base64.as_deref(), Some("S01TTg=="));
+        assert_eq!(back.value_base64.as_deref(), Some("/wA="));
     }
 
     #[test]

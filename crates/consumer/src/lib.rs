@@ -112,7 +112,10 @@ pub enum Output {
     Stats { dir: CheckpointDir },
     /// One line per record in `<dir>/<date>/<station>_<date>.jsonl`, with the
     /// offsets of all partitions in one checkpoint (the data-collector variant).
-    JsonLines { archive: Arc<jsonl::Archive> },
+    JsonLines {
+        archive: Arc<jsonl::Archive>,
+        format: jsonl::Format,
+    },
 }
 
 impl Output {
@@ -126,7 +129,7 @@ impl Output {
             Output::Stats { .. } => "Start over deliberately with --reset (it removes the \
                 stats file and counts again from offset 0)"
                 .into(),
-            Output::JsonLines { archive } => format!(
+            Output::JsonLines { archive, .. } => format!(
                 "Start over deliberately in an empty --output-dir (or move {} away)",
                 archive.dir().display()
             ),

@@ -381,6 +381,7 @@ async fn consume_partition(
         ..Default::default()
     };
     let mut position = skip_below;
+    let mut skips = SkipWarnings::new(sink.skip_note());
     let mut last_lag_report: Option<Instant> = None;
     // Batches handed to the sink and not yet committed, oldest first.
     let mut handed: VecDeque<Batch> = VecDeque::new();
@@ -416,6 +417,7 @@ async fn consume_partition(
             skip_below,
             &mut position,
             &mut sink,
+            &mut skips,
             shutdown,
         )
         .await?;
@@ -434,6 +436,7 @@ async fn consume_partition(
     }
     let committed = sink.finish(shutdown).await?;
     report(committed, &mut handed);
+    skips.flush(partition);
     summary.state = sink.describe();
     tracing::info!(
         partition,
@@ -504,6 +507,7 @@ pub(crate) async fn wait_for_topic<C: Consumer<ClientLog>>(
 /// more is expected. Waiting for a batch's first record, it returns early
 /// when a batch file being written is written, so that batch is committed
 /// without waiting for more records.
+#[allow(clippy::too_many_arguments)]
 async fn next_batch(
     queue: &PartitionQueue,
     options: &ConsumerOptions,
@@ -511,6 +515,7 @@ async fn next_batch(
     skip_below: i64,
     position: &mut i64,
     sink: &mut Sink,
+    skips: &mut SkipWarnings,
     shutdown: &CancellationToken,
 ) -> Result<Next> {
     let mut batch = Batch::default();
@@ -567,15 +572,19 @@ async fn next_batch(
             continue;
         }
         *position = message.offset() + 1;
-        match decode(&mut report, message.payload()) {
+        match sink.add(
+            &mut report,
+            message.key(),
+            message.payload(),
+            message.offset(),
+        ) {
             Ok(()) => {
-                sink.add(&report, message.offset());
                 batch.records += 1;
                 batch.produced_at.extend(message.timestamp().to_millis());
             }
             Err(reason) => {
                 batch.skipped += 1;
-                tracing::warn!(partition, offset = message.offset(), %reason, "skipping a message that is not a valid Report");
+                skips.warn(partition, message.offset(), &reason);
             }
         }
         if deadline.is_none() {
@@ -670,8 +679,64 @@ fn already_ready<F: std::future::Future>(future: F) -> Option<F::Output> {
     }
 }
 
+/// Warnings for skipped messages: one per message, with its offset, up to
+/// `SkipWarnings::PER_MINUTE` a minute per partition; beyond that they are
+/// counted, and the count is told once the minute is over (or at the stop).
+/// A topic full of bad messages then cannot drown the log.
+struct SkipWarnings {
+    note: String,
+    since: Option<Instant>,
+    warned: u32,
+    unwarned: u64,
+}
+
+impl SkipWarnings {
+    const PER_MINUTE: u32 = 10;
+
+    fn new(note: String) -> Self {
+        Self {
+            note,
+            since: None,
+            warned: 0,
+            unwarned: 0,
+        }
+    }
+
+    fn warn(&mut self, partition: i32, offset: i64, reason: &str) {
+        if self
+            .since
+            .is_none_or(|since| since.elapsed() >= Duration::from_secs(60))
+        {
+            self.flush(partition);
+            self.since = Some(Instant::now());
+            self.warned = 0;
+        }
+        if self.warned < Self::PER_MINUTE {
+            self.warned += 1;
+            tracing::warn!(partition, offset, %reason, "{}", self.note);
+        } else {
+            self.unwarned += 1;
+        }
+    }
+
+    /// Tells how many skipped messages had no warning of their own.
+    fn flush(&mut self, partition: i32) {
+        if self.unwarned > 0 {
+            tracing::warn!(
+                partition,
+                count = self.unwarned,
+                "{} more messages were skipped without a warning each (at most {} warnings a minute); \
+                 the run summary counts them all",
+                self.unwarned,
+                Self::PER_MINUTE
+            );
+            self.unwarned = 0;
+        }
+    }
+}
+
 /// Decodes a message value into `report` and checks it is a reading.
-fn decode(report: &mut Report, payload: Option<&[u8]>) -> Result<(), String> {
+pub(crate) fn decode(report: &mut Report, payload: Option<&[u8]>) -> Result<(), String> {
     let payload = payload.ok_or("message has no value")?;
     report.decode_from(payload).map_err(|err| err.to_string())?;
     if report.station_id.is_empty() {

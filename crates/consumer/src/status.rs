@@ -5,7 +5,7 @@
 //! ```text
 //! partition=0 offset=1234 batches=3                                  (consumer)
 //! partition=0 offset=1234 records=1234 StationA=124 StationB=123 …   (consumer --stats)
-//! partition=0 offset=1234                                            (collector)
+//! partition=0 offset=1234 skipped=2                                  (collector)
 //! ```
 //!
 //! A partition with nothing committed yet has offset 0 (and no batches,
@@ -47,8 +47,8 @@ pub async fn stats(dir: &CheckpointDir, partition: i32) -> Result<String> {
     Ok(line)
 }
 
-/// The archive's partitions of `topic`: `partitions`, or every one its
-/// checkpoint names.
+/// The archive's partitions of `topic` (`partitions`, or every one its
+/// checkpoint names): the offset, and the messages that went to the dead letters.
 pub async fn archive(dir: &Path, topic: &str, partitions: &[i32]) -> Result<Vec<String>> {
     let checkpoint = ArchiveCheckpoint::load(&Store::local(dir.join(CHECKPOINT_DIR))).await?;
     let partitions = if partitions.is_empty() {
@@ -67,7 +67,8 @@ pub async fn archive(dir: &Path, topic: &str, partitions: &[i32]) -> Result<Vec<
         .iter()
         .map(|&partition| {
             let offset = checkpoint.offset(topic, partition).unwrap_or(0);
-            format!("partition={partition} offset={offset}")
+            let skipped = checkpoint.skipped(topic, partition);
+            format!("partition={partition} offset={offset} skipped={skipped}")
         })
         .collect())
 }

@@ -114,7 +114,7 @@ async fn collector_status_is_the_archive_checkpoint() {
     assert_eq!(offsets.values().sum::<i64>(), RECORDS as i64);
     let expected: Vec<String> = offsets
         .iter()
-        .map(|(partition, offset)| format!("partition={partition} offset={offset}"))
+        .map(|(partition, offset)| format!("partition={partition} offset={offset} skipped=0"))
         .collect();
     assert_eq!(status_of(archive.command(&topic)), expected);
     let mut one = archive.command(&topic);
@@ -122,8 +122,8 @@ async fn collector_status_is_the_archive_checkpoint() {
     assert_eq!(
         status_of(one),
         vec![
-            format!("partition=1 offset={}", offsets[&1]),
-            "partition=5 offset=0".to_string()
+            format!("partition=1 offset={} skipped=0", offsets[&1]),
+            "partition=5 offset=0 skipped=0".to_string()
         ]
     );
 }

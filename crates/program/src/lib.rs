@@ -123,13 +123,8 @@ pub fn one_line(err: &anyhow::Error) -> String {
 /// The flags every program that talks to Kafka takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct KafkaFlags {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "P7_BROKERS", default_value = "localhost:9092")]
-    pub brokers: String,
-
-    /// Extra librdkafka property, KEY=VALUE (repeatable); applied last, over our defaults.
-    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
-    pub properties: Vec<(String, String)>,
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
 
     /// The topic.
     #[arg(long, default_value = report::TOPIC)]
@@ -137,6 +132,25 @@ pub struct KafkaFlags {
 }
 
 impl KafkaFlags {
+    pub fn settings(&self) -> topic::KafkaSettings {
+        self.connection.settings()
+    }
+}
+
+/// How to reach Kafka: the part of `KafkaFlags` that is not the topic, for a
+/// program whose topic's default depends on its other flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConnectionFlags {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "P7_BROKERS", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// Extra librdkafka property, KEY=VALUE (repeatable); applied last, over our defaults.
+    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+}
+
+impl ConnectionFlags {
     pub fn settings(&self) -> topic::KafkaSettings {
         topic::KafkaSettings {
             brokers: self.brokers.clone(),

@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use consumer::jsonl::Archive;
+use consumer::jsonl::{Archive, Format};
 use consumer::{BatchLimits, ConsumerOptions, Output, StartAt};
 
 /// Collects the topic into a JSON Lines archive, one file per day and station:
 /// `<output-dir>/<YYYY-MM-DD>/<station>_<YYYY-MM-DD>.jsonl`, with the offsets of
 /// every partition in `<output-dir>/checkpoints/offset_checkpoint.json`.
-/// Every record lands exactly once, across crashes and restarts.
+/// Every record lands exactly once, across crashes and restarts; a message
+/// that is not a reading goes whole to `<output-dir>/dead-letters.jsonl`.
 ///
 /// Every flag can also be set through the environment variable named with it.
 #[derive(Parser, Debug)]
@@ -21,7 +22,20 @@ struct Cli {
     partitions: Vec<i32>,
 
     #[command(flatten)]
-    kafka: program::KafkaFlags,
+    kafka: program::ConnectionFlags,
+
+    /// What the messages are: `json`, one JSON reading per message
+    /// (`station_id`, `station_name`, an RFC 3339 `timestamp`, `temperature`,
+    /// any other fields), each kept as it came in the file of its station's
+    /// name and its timestamp's UTC day; or `report`, the course's protobuf
+    /// Report, as a line of its fields in the file of its station id and date.
+    #[arg(long, env = "DATA_COLLECTOR_FORMAT", value_enum, default_value_t = InputFormat::Json)]
+    format: InputFormat,
+
+    /// The topic. Default: `weather-raw` for `--format json`, `temperatures`
+    /// for `--format report`.
+    #[arg(long)]
+    topic: Option<String>,
 
     /// Directory of the archive.
     #[arg(
@@ -60,6 +74,23 @@ struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum InputFormat {
+    /// JSON readings, as the data collector's producer sends them.
+    Json,
+    /// The course's protobuf Report.
+    Report,
+}
+
+impl From<InputFormat> for Format {
+    fn from(format: InputFormat) -> Self {
+        match format {
+            InputFormat::Json => Format::Json,
+            InputFormat::Report => Format::Report,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum OffsetReset {
     /// From the partition's first record.
     Earliest,
@@ -83,9 +114,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let format = Format::from(cli.format);
+    let topic = cli
+        .topic
+        .clone()
+        .unwrap_or_else(|| format.default_topic().to_string());
     if cli.status {
-        let lines =
-            consumer::status::archive(&cli.output_dir, &cli.kafka.topic, &cli.partitions).await?;
+        let lines = consumer::status::archive(&cli.output_dir, &topic, &cli.partitions).await?;
         for line in lines {
             println!("{line}");
         }
@@ -97,20 +132,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.kafka.settings();
     let wait = cli.run.topic_wait();
     let partitions = if cli.partitions.is_empty() {
-        match consumer::topic_partitions(&settings, &cli.kafka.topic, wait, &shutdown).await? {
+        match consumer::topic_partitions(&settings, &topic, wait, &shutdown).await? {
             Some(partitions) => partitions,
             None => return Ok(()),
         }
     } else {
         cli.partitions
     };
-    tracing::info!(dir = %archive.dir().display(), ?partitions, "collecting");
+    tracing::info!(dir = %archive.dir().display(), %topic, ?format, ?partitions, "collecting");
     let options = ConsumerOptions {
-        topic: cli.kafka.topic,
+        topic,
         group: cli.group,
         partitions,
         clients: cli.run.clients as usize,
-        output: Output::JsonLines { archive },
+        output: Output::JsonLines { archive, format },
         batch: BatchLimits {
             max_records: cli.batch_size as usize,
             max_wait: Duration::from_secs_f64(cli.batch_timeout),

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use report::Report;
 
 use super::Committed;
-use crate::jsonl::{Archive, BatchLines};
+use crate::jsonl::{Archive, BatchLines, DeadLetter, Format, JsonReading};
 use crate::{ConsumerOptions, Result};
 
 pub(crate) struct JsonLinesSink {
     archive: Arc<Archive>,
+    format: Format,
     topic: String,
     partition: i32,
     resume: Option<i64>,
@@ -23,10 +24,12 @@ impl JsonLinesSink {
         options: &ConsumerOptions,
         partition: i32,
         archive: &Arc<Archive>,
+        format: Format,
     ) -> Self {
         JsonLinesSink {
             resume: archive.resume_offset(&options.topic, partition).await,
             archive: Arc::clone(archive),
+            format,
             topic: options.topic.clone(),
             partition,
             lines: BatchLines::default(),
@@ -41,8 +44,39 @@ impl JsonLinesSink {
         self.archive.checkpoint_path().display().to_string()
     }
 
-    pub(crate) fn add(&mut self, report: &Report, offset: i64) {
-        self.lines.add(report, self.partition, offset);
+    /// Adds the message at `offset`: a reading to the file of its station and
+    /// day, anything else to the dead letters (the reason is returned).
+    pub(crate) fn add(
+        &mut self,
+        scratch: &mut Report,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        offset: i64,
+    ) -> Result<(), String> {
+        let added = match self.format {
+            Format::Json => {
+                JsonReading::parse(value).map(|reading| self.lines.add_reading(&reading))
+            }
+            Format::Report => crate::partition::decode(scratch, value)
+                .map(|()| self.lines.add(scratch, self.partition, offset)),
+        };
+        if let Err(reason) = &added {
+            let letter = DeadLetter::new(&self.topic, self.partition, offset, key, value, reason);
+            self.lines.add_dead_letter(&letter);
+        }
+        added
+    }
+
+    /// What a skipped message is, and where it went, for warnings.
+    pub(crate) fn skip_note(&self) -> String {
+        format!(
+            "skipping a message that is not {}; kept whole in {}",
+            self.format.describe(),
+            self.archive
+                .dir()
+                .join(crate::jsonl::DEAD_LETTERS)
+                .display()
+        )
     }
 
     pub(crate) async fn commit(&mut self, next_offset: i64) -> Result<Committed> {

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use batch_store::CheckpointDir;
 
 use crate::lock::OutputLock;
+use crate::partition::decode;
 use crate::{ConsumerOptions, Output, Result};
 use jsonl::JsonLinesSink;
 use parquet::ParquetSink;
@@ -43,8 +44,8 @@ impl Sink {
                 ParquetSink::open(options, partition, store, checkpoints).await?,
             )),
             Output::Stats { dir } => Sink::Stats(StatsSink::open(options, partition, dir).await?),
-            Output::JsonLines { archive } => {
-                Sink::JsonLines(JsonLinesSink::open(options, partition, archive).await)
+            Output::JsonLines { archive, format } => {
+                Sink::JsonLines(JsonLinesSink::open(options, partition, archive, *format).await)
             }
         })
     }
@@ -67,12 +68,34 @@ impl Sink {
         }
     }
 
-    /// Adds the record at `offset` to the batch being collected.
-    pub(crate) fn add(&mut self, report: &Report, offset: i64) {
+    /// Adds the message at `offset` to the batch being collected; the reason
+    /// it is skipped if it is not a record (`scratch` is reused for decoding).
+    pub(crate) fn add(
+        &mut self,
+        scratch: &mut Report,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        offset: i64,
+    ) -> Result<(), String> {
         match self {
-            Sink::Parquet(sink) => sink.add(report),
-            Sink::Stats(sink) => sink.add(report),
-            Sink::JsonLines(sink) => sink.add(report, offset),
+            Sink::Parquet(sink) => {
+                decode(scratch, value)?;
+                sink.add(scratch);
+            }
+            Sink::Stats(sink) => {
+                decode(scratch, value)?;
+                sink.add(scratch);
+            }
+            Sink::JsonLines(sink) => return sink.add(scratch, key, value, offset),
+        }
+        Ok(())
+    }
+
+    /// What the warning for a skipped message says.
+    pub(crate) fn skip_note(&self) -> String {
+        match self {
+            Sink::JsonLines(sink) => sink.skip_note(),
+            _ => "skipping a message that is not a valid Report".into(),
         }
     }
 

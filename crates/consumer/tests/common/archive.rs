@@ -11,7 +11,15 @@ use consumer::jsonl::{ArchiveCheckpoint, Line};
 
 use super::topic_records;
 
+/// The collector of the course's `Report`s on `topic`, archiving into `dir`.
 pub fn collector(topic: &str, dir: &Path, log: &Path) -> Command {
+    let mut command = collector_of(topic, dir, log);
+    command.env("DATA_COLLECTOR_FORMAT", "report");
+    command
+}
+
+/// The collector on `topic` with its defaults (the JSON format), archiving into `dir`.
+pub fn collector_of(topic: &str, dir: &Path, log: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_collector"));
     command
         .arg("--topic")
@@ -19,6 +27,7 @@ pub fn collector(topic: &str, dir: &Path, log: &Path) -> Command {
         .arg("--wait")
         .arg("30")
         .env("P7_BROKERS", local_stack::brokers())
+        .env_remove("DATA_COLLECTOR_FORMAT")
         .env("DATA_COLLECTOR_OUTPUT_DIR", dir)
         .env_remove("DATA_COLLECTOR_BATCH_SIZE")
         .env_remove("DATA_COLLECTOR_BATCH_TIMEOUT")
@@ -75,7 +84,7 @@ impl Archive {
         for day in std::fs::read_dir(&self.dir).unwrap() {
             let day = day.unwrap();
             let name = day.file_name().to_string_lossy().into_owned();
-            if name == "checkpoints" {
+            if name == "checkpoints" || name == consumer::jsonl::DEAD_LETTERS {
                 continue;
             }
             for file in std::fs::read_dir(day.path()).unwrap() {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod archive;
+pub mod json;
 pub mod stats;
 
 use std::path::PathBuf;
