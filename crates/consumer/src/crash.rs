@@ -8,7 +8,9 @@
 //! `during-checkpoint` (which leaves a half-written checkpoint temp file
 //! behind) for Parquet batches, counted in the order they are committed; `mid-append` (half of the batch's files appended to, the last one
 //! cut mid-line) or `before-checkpoint` (all appended) for the JSON Lines
-//! archive. Unset, every check is a cheap no-op.
+//! archive; `mid-day` (a day's JSON Lines summary written, its Parquet not)
+//! or `before-checkpoint` (both written) for the daily aggregator, counted in
+//! days. Unset, every check is a cheap no-op.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -23,6 +25,7 @@ pub enum CrashPoint {
     DuringCheckpoint,
     MidAppend,
     BeforeCheckpoint,
+    MidDay,
 }
 
 impl CrashPoint {
@@ -34,6 +37,7 @@ impl CrashPoint {
             "during-checkpoint" => Some(Self::DuringCheckpoint),
             "mid-append" => Some(Self::MidAppend),
             "before-checkpoint" => Some(Self::BeforeCheckpoint),
+            "mid-day" => Some(Self::MidDay),
             _ => None,
         }
     }

@@ -123,7 +123,8 @@ impl ArchiveCheckpoint {
             .unwrap_or_default())
     }
 
-    fn parse(bytes: &[u8]) -> Result<Self, String> {
+    /// Parses and checks a checkpoint's bytes; why they are not one otherwise.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
         let checkpoint: Self = serde_json::from_slice(bytes).map_err(|err| err.to_string())?;
         for (topic, partitions) in &checkpoint.offsets {
             for (partition, offset) in partitions {

@@ -141,7 +141,7 @@ fn not_a_reading(n: u64, rng: &mut Rng, partitions: i32) -> Message {
     };
     Message {
         partition: rng.below(partitions as u64) as i32,
-        key: (n % 3 != 0).then(|| format!("bad-{n}").into_bytes()),
+        key: (!n.is_multiple_of(3)).then(|| format!("bad-{n}").into_bytes()),
         value,
         reading: None,
     }
