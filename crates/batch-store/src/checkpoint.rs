@@ -21,14 +21,18 @@ pub struct Checkpoint {
     pub offset: i64,
 }
 
-/// The local directory checkpoints live in (the container's `/` in the course).
+/// The directory checkpoints live in: a local one (the container's `/` in
+/// the course), or one on HDFS (`hdfs://host:port/path`), shared by every
+/// host that may take a partition over.
 #[derive(Debug, Clone)]
 pub struct CheckpointDir {
+    /// The local directory, or the HDFS URL (for messages only).
     dir: PathBuf,
     store: Store,
 }
 
 impl CheckpointDir {
+    /// A local directory.
     pub fn new(dir: impl AsRef<Path>) -> Self {
         let dir = dir.as_ref().to_path_buf();
         Self {
@@ -37,6 +41,34 @@ impl CheckpointDir {
         }
     }
 
+    /// `hdfs://host:port/path`, or a local directory (`file:///dir` or a path).
+    pub fn open(location: &str) -> Result<Self> {
+        if location.starts_with("hdfs://") {
+            let store = Store::open(location)?;
+            return Ok(Self {
+                dir: PathBuf::from(store.location()),
+                store,
+            });
+        }
+        match Store::open(location)? {
+            Store::Local(store) => Ok(Self::new(store.root())),
+            Store::Hdfs(_) => unreachable!("an hdfs:// location is handled above"),
+        }
+    }
+
+    /// Bounds every call to a remote directory (HDFS) by `timeout`.
+    pub fn with_call_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.store = self.store.with_call_timeout(timeout);
+        self
+    }
+
+    /// Whether the checkpoints are on the local file system (and so can be
+    /// guarded by an OS file lock).
+    pub fn is_local(&self) -> bool {
+        matches!(self.store, Store::Local(_))
+    }
+
+    /// The local directory; for a directory on HDFS, its URL.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -45,8 +77,9 @@ impl CheckpointDir {
         format!("partition-{partition}.json")
     }
 
+    /// The checkpoint file of `partition` (for HDFS, its URL).
     pub fn path(&self, partition: i32) -> PathBuf {
-        self.dir.join(Self::file_name(partition))
+        PathBuf::from(self.store.describe(&Self::file_name(partition)))
     }
 
     /// The checkpoint of `partition`, or `None` if it has none yet; a file

@@ -150,8 +150,19 @@ impl HdfsStore {
     }
 
     pub async fn write_new(&self, path: &str, bytes: Bytes) -> Result<()> {
+        self.write(path, bytes, true).await
+    }
+
+    /// `write_new`, but in a directory that must exist: it is never created.
+    pub async fn write_in_dir(&self, path: &str, bytes: Bytes) -> Result<()> {
+        self.write(path, bytes, false).await
+    }
+
+    async fn write(&self, path: &str, bytes: Bytes, create_parent: bool) -> Result<()> {
         let full = self.resolve(path);
-        let mut options = WriteOptions::default().overwrite(true).create_parent(true);
+        let mut options = WriteOptions::default()
+            .overwrite(true)
+            .create_parent(create_parent);
         let wanted = self.fewer_replicas();
         if let Some(wanted) = wanted {
             options = options.replication(wanted - 1);
@@ -253,6 +264,99 @@ impl HdfsStore {
             .await?;
         tracing::debug!(from, took = ?started.elapsed(), "renamed");
         Ok(())
+    }
+
+    /// Renames `from` to `to`, failing with [`Error::Exists`] if `to` exists.
+    pub async fn rename_new(&self, from: &str, to: &str) -> Result<()> {
+        let (source, target) = (self.resolve(from), self.resolve(to));
+        match self
+            .call("rename", from, self.client.rename(&source, &target, false))
+            .await
+        {
+            Err(Error::Io { cause, .. })
+                if cause.to_string().contains("FileAlreadyExistsException") =>
+            {
+                Err(Error::Exists {
+                    store: self.url.clone(),
+                    path: to.into(),
+                })
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Renames `from` here to `to` in `target`, replacing it: both must be
+    /// on the same NameNode.
+    pub async fn rename_to(&self, from: &str, target: &HdfsStore, to: &str) -> Result<()> {
+        if self.authority() != target.authority() {
+            return Err(Error::Location {
+                location: target.url.clone(),
+                reason: format!("not on the same NameNode as {}", self.url),
+            });
+        }
+        let (source, destination) = (self.resolve(from), target.resolve(to));
+        self.call(
+            "rename",
+            from,
+            self.client.rename(&source, &destination, true),
+        )
+        .await
+    }
+
+    pub fn same_namenode(&self, other: &HdfsStore) -> bool {
+        self.authority() == other.authority()
+    }
+
+    /// `hdfs://host:port`.
+    fn authority(&self) -> &str {
+        let rest = &self.url["hdfs://".len()..];
+        let end = rest
+            .find('/')
+            .map_or(self.url.len(), |slash| "hdfs://".len() + slash);
+        &self.url[..end]
+    }
+
+    pub async fn mkdir(&self, path: &str) -> Result<()> {
+        let full = self.resolve(path);
+        self.call("mkdir", path, self.client.mkdirs(&full, 0o755, true))
+            .await
+    }
+
+    /// The names of the directories in `dir` (none if it does not exist).
+    pub async fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+        let full = self.resolve(dir);
+        let statuses = match self
+            .call("list", dir, self.client.list_status(&full, false))
+            .await
+        {
+            Ok(statuses) => statuses,
+            Err(err) if err.is_not_found() => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        Ok(statuses
+            .into_iter()
+            .filter(|status| status.isdir)
+            .filter_map(|status| status.path.rsplit('/').next().map(str::to_string))
+            .collect())
+    }
+
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        let full = self.resolve(path);
+        match self
+            .call("stat", path, self.client.get_file_info(&full))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if err.is_not_found() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Deletes `path` and everything below it.
+    pub async fn delete_tree(&self, path: &str) -> Result<bool> {
+        let full = self.resolve(path);
+        self.call("delete", path, self.client.delete(&full, true))
+            .await
     }
 
     pub async fn ensure_whole(&self, path: &str, len: u64) -> Result<()> {

@@ -33,6 +33,17 @@ pub enum Error {
     Location { location: String, reason: String },
     #[error("{path} does not exist in {store}")]
     NotFound { store: String, path: String },
+    #[error("{path} exists already in {store}")]
+    Exists { store: String, path: String },
+    #[error(
+        "{reason}: this consumer's claim {dir} in {store} was fenced, so it stopped without \
+         committing anything more (what it committed before is intact)"
+    )]
+    Fenced {
+        store: String,
+        dir: String,
+        reason: String,
+    },
     #[error("{op} {path} in {store}: {cause}")]
     Io {
         store: String,
@@ -122,6 +133,16 @@ impl Store {
         Store::Local(local::LocalStore::new(root.as_ref().to_path_buf()))
     }
 
+    /// Whether a file can be renamed from this store into `other`: both local,
+    /// or both on the same NameNode.
+    pub fn same_file_system(&self, other: &Store) -> bool {
+        match (self, other) {
+            (Store::Local(_), Store::Local(_)) => true,
+            (Store::Hdfs(a), Store::Hdfs(b)) => a.same_namenode(b),
+            _ => false,
+        }
+    }
+
     /// The location this store was opened from, for messages.
     pub fn location(&self) -> String {
         match self {
@@ -174,6 +195,69 @@ impl Store {
                 }
                 outcome => return outcome,
             }
+        }
+    }
+
+    /// Writes `bytes` to `path` (replacing any file there), durably, in a
+    /// directory that must exist already: it is never created, so a writer
+    /// whose directory was renamed away cannot write there any more.
+    pub async fn write_in_dir(&self, path: &str, bytes: Bytes) -> Result<()> {
+        match self {
+            Store::Local(store) => store.write_in_dir(path, bytes).await,
+            Store::Hdfs(store) => store.write_in_dir(path, bytes).await,
+        }
+    }
+
+    /// Renames `from` to `to`, failing with [`Error::Exists`] if `to` exists
+    /// (files or directories; atomic on the NameNode, `RENAME_NOREPLACE` locally).
+    pub async fn rename_new(&self, from: &str, to: &str) -> Result<()> {
+        match self {
+            Store::Local(store) => store.rename_new(from, to).await,
+            Store::Hdfs(store) => store.rename_new(from, to).await,
+        }
+    }
+
+    /// Renames `from` in this store to `to` in `target`, replacing `to`:
+    /// both must be on the same NameNode (or the same local file system).
+    pub async fn rename_to(&self, from: &str, target: &Store, to: &str) -> Result<()> {
+        match (self, target) {
+            (Store::Local(store), Store::Local(target)) => store.rename_to(from, target, to).await,
+            (Store::Hdfs(store), Store::Hdfs(target)) => store.rename_to(from, target, to).await,
+            _ => Err(Error::Location {
+                location: target.location(),
+                reason: format!("not on the same file system as {}", self.location()),
+            }),
+        }
+    }
+
+    /// Makes the directory `path` (and its parents).
+    pub async fn mkdir(&self, path: &str) -> Result<()> {
+        match self {
+            Store::Local(store) => store.mkdir(path).await,
+            Store::Hdfs(store) => store.mkdir(path).await,
+        }
+    }
+
+    /// The names of the directories in `dir` (none if it does not exist).
+    pub async fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+        match self {
+            Store::Local(store) => store.list_dirs(dir).await,
+            Store::Hdfs(store) => store.list_dirs(dir).await,
+        }
+    }
+
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        match self {
+            Store::Local(store) => store.exists(path).await,
+            Store::Hdfs(store) => store.exists(path).await,
+        }
+    }
+
+    /// Deletes `path` and everything below it; `false` if it was not there.
+    pub async fn delete_tree(&self, path: &str) -> Result<bool> {
+        match self {
+            Store::Local(store) => store.delete_tree(path).await,
+            Store::Hdfs(store) => store.delete_tree(path).await,
         }
     }
 

@@ -120,6 +120,112 @@ impl LocalStore {
     }
 }
 
+impl LocalStore {
+    /// `write_new`, but in a directory that must exist: it is never created.
+    pub async fn write_in_dir(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let file = self.resolve(path);
+        self.blocking("write", path, move || {
+            let mut out = std::fs::File::create(&file)?;
+            out.write_all(&bytes)?;
+            out.sync_all()
+        })
+        .await
+    }
+
+    /// Renames `from` to `to`, failing with [`Error::Exists`] if `to` exists.
+    pub async fn rename_new(&self, from: &str, to: &str) -> Result<()> {
+        let (source, target) = (self.resolve(from), self.resolve(to));
+        let outcome = self
+            .blocking("rename", from, move || {
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &source,
+                    rustix::fs::CWD,
+                    &target,
+                    rustix::fs::RenameFlags::NOREPLACE,
+                )
+                .map_err(std::io::Error::from)?;
+                sync_parent(&target)
+            })
+            .await;
+        match outcome {
+            Err(Error::Io { cause, .. })
+                if cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|err| err.kind() == ErrorKind::AlreadyExists) =>
+            {
+                Err(Error::Exists {
+                    store: self.root.display().to_string(),
+                    path: to.into(),
+                })
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Renames `from` here to `to` in `target`, replacing it (same file system).
+    pub async fn rename_to(&self, from: &str, target: &LocalStore, to: &str) -> Result<()> {
+        let (source, destination) = (self.resolve(from), target.resolve(to));
+        self.blocking("rename", from, move || {
+            std::fs::rename(&source, &destination)?;
+            sync_parent(&destination)
+        })
+        .await
+    }
+
+    pub async fn mkdir(&self, path: &str) -> Result<()> {
+        let dir = self.resolve(path);
+        self.blocking("mkdir", path, move || std::fs::create_dir_all(dir))
+            .await
+    }
+
+    /// The names of the directories in `dir` (none if it does not exist).
+    pub async fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+        let dir_path = self.resolve(dir);
+        self.blocking("list", dir, move || {
+            let entries = match std::fs::read_dir(&dir_path) {
+                Ok(entries) => entries,
+                Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(err) => return Err(err),
+            };
+            let mut names = Vec::new();
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+            Ok(names)
+        })
+        .await
+    }
+
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        let file = self.resolve(path);
+        self.blocking("stat", path, move || {
+            match std::fs::symlink_metadata(&file) {
+                Ok(_) => Ok(true),
+                Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
+                Err(err) => Err(err),
+            }
+        })
+        .await
+    }
+
+    /// Deletes `path` and everything below it.
+    pub async fn delete_tree(&self, path: &str) -> Result<bool> {
+        let dir = self.resolve(path);
+        self.blocking("delete", path, move || {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => Ok(true),
+                Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
+                Err(err) => Err(err),
+            }
+        })
+        .await
+    }
+}
+
 fn sync_parent(path: &Path) -> std::io::Result<()> {
     match path.parent() {
         Some(parent) => std::fs::File::open(parent)?.sync_all(),

@@ -43,26 +43,40 @@ impl CrashPoint {
     }
 }
 
+/// `P7_PAUSE_POINT=<point>[@<n>]` makes the program stop itself (SIGSTOP,
+/// as a long pause or a frozen host would) at that point of the n-th batch
+/// commit instead; `SIGCONT` lets it go on. For the fencing tests.
+pub const PAUSE_ENV: &str = "P7_PAUSE_POINT";
+
 static PLAN: OnceLock<Option<(CrashPoint, u64)>> = OnceLock::new();
+static PAUSE: OnceLock<Option<(CrashPoint, u64)>> = OnceLock::new();
 static COMMITS: AtomicU64 = AtomicU64::new(0);
 
 fn plan() -> Option<(CrashPoint, u64)> {
-    *PLAN.get_or_init(|| {
-        let text = std::env::var(ENV).ok()?;
+    *PLAN.get_or_init(|| parse_plan(ENV))
+}
+
+fn pause() -> Option<(CrashPoint, u64)> {
+    *PAUSE.get_or_init(|| parse_plan(PAUSE_ENV))
+}
+
+fn parse_plan(env: &str) -> Option<(CrashPoint, u64)> {
+    {
+        let text = std::env::var(env).ok()?;
         let (name, nth) = text.split_once('@').unwrap_or((&text, "1"));
         match (CrashPoint::parse(name), nth.parse::<u64>()) {
             (Some(point), Ok(nth)) if nth >= 1 => Some((point, nth)),
             _ => {
-                tracing::warn!(value = %text, "ignoring an unrecognised {ENV}");
+                tracing::warn!(value = %text, "ignoring an unrecognised {env}");
                 None
             }
         }
-    })
+    }
 }
 
 /// Marks the start of a batch commit.
 pub fn begin_commit() {
-    if plan().is_some() {
+    if plan().is_some() || pause().is_some() {
         COMMITS.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -92,6 +106,13 @@ pub fn holds_commit(under_way: usize) -> bool {
 pub fn point(point: CrashPoint) {
     if armed(point) {
         abort(point);
+    }
+    let paused = pause()
+        .is_some_and(|(planned, nth)| planned == point && COMMITS.load(Ordering::SeqCst) == nth);
+    if paused {
+        eprintln!("consumer: stopping itself on purpose at {point:?} ({PAUSE_ENV})");
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
     }
 }
 

@@ -15,6 +15,7 @@ pub mod crash;
 pub mod jsonl;
 mod latency;
 mod lock;
+mod owner;
 mod partition;
 mod sink;
 pub mod stats;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use topic::KafkaSettings;
 
 pub use latency::Latencies;
+pub use owner::NO_FENCING_ENV;
 pub use partition::PartitionSummary;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -32,10 +32,12 @@ struct Cli {
     #[arg(long, default_value_t = 30.0, value_parser = program::parse_seconds)]
     hdfs_timeout: f64,
 
-    /// Directory of the partition-N.json checkpoints (local disk).
+    /// Directory of the partition-N.json checkpoints: a local directory, or
+    /// hdfs://host:port/path on the store's NameNode, where any host can take
+    /// a partition over (a consumer that took one over fences the previous one).
     /// Default: / in the course container (PROJECT set), else ./p7-output/checkpoints.
     #[arg(long, env = "P7_CHECKPOINT_DIR")]
-    checkpoint_dir: Option<PathBuf>,
+    checkpoint_dir: Option<String>,
 
     #[command(flatten)]
     run: consumer::RunFlags,
@@ -72,10 +74,10 @@ struct Cli {
     #[arg(long)]
     stats: bool,
 
-    /// Stats mode: directory of the partition-N.json files.
+    /// Stats mode: directory of the partition-N.json files (local, or hdfs://host:port/path).
     /// Default: /src in the course container (PROJECT set), else ./p7-output/stats.
     #[arg(long, env = "P7_STATS_DIR", requires = "stats")]
-    stats_dir: Option<PathBuf>,
+    stats_dir: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -97,31 +99,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store_location = cli
         .store
         .unwrap_or_else(batch_store::default_store_location);
-    let checkpoint_dir = cli
-        .checkpoint_dir
-        .unwrap_or_else(batch_store::default_checkpoint_dir);
-    let store = Store::open(&store_location)?
-        .with_call_timeout(Duration::from_secs_f64(cli.hdfs_timeout.max(0.1)));
-    let checkpoints = CheckpointDir::new(checkpoint_dir);
+    let call_timeout = Duration::from_secs_f64(cli.hdfs_timeout.max(0.1));
+    let store = Store::open(&store_location)?.with_call_timeout(call_timeout);
+    let checkpoints = match &cli.checkpoint_dir {
+        Some(location) => CheckpointDir::open(location)?.with_call_timeout(call_timeout),
+        None => CheckpointDir::new(batch_store::default_checkpoint_dir()),
+    };
 
     if cli.committed {
         return print_committed(&store, &checkpoints, &cli.partitions).await;
     }
-    let stats_dir = cli.stats.then(|| {
-        CheckpointDir::new(cli.stats_dir.unwrap_or_else(|| {
-            PathBuf::from(if batch_store::in_course_container() {
+    let stats_dir = match (cli.stats, &cli.stats_dir) {
+        (false, _) => None,
+        (true, Some(location)) => {
+            Some(CheckpointDir::open(location)?.with_call_timeout(call_timeout))
+        }
+        (true, None) => Some(CheckpointDir::new(PathBuf::from(
+            if batch_store::in_course_container() {
                 "/src"
             } else {
                 "p7-output/stats"
-            })
-        }))
-    });
+            },
+        ))),
+    };
     if cli.status {
         return print_status(stats_dir.as_ref(), &checkpoints, &cli.partitions).await;
     }
     let output = match stats_dir {
         Some(dir) => Output::Stats { dir },
-        None => Output::Parquet { store, checkpoints },
+        None => {
+            if !checkpoints.is_local() && !store.same_file_system(checkpoints.store()) {
+                anyhow::bail!(
+                    "--checkpoint-dir {} is on HDFS, so the store must be on the same NameNode \
+                     (batch files are moved from the checkpoint directory into it), not {}",
+                    checkpoints.dir().display(),
+                    store.location()
+                );
+            }
+            Output::Parquet { store, checkpoints }
+        }
     };
 
     let shutdown = program::shutdown_on_signals();

@@ -8,6 +8,7 @@ mod jsonl;
 mod parquet;
 mod stats;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use report::Report;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use batch_store::CheckpointDir;
 
 use crate::lock::OutputLock;
+use crate::owner::Owner;
 use crate::partition::decode;
 use crate::{ConsumerOptions, Output, Result};
 use jsonl::JsonLinesSink;
@@ -158,7 +160,34 @@ impl Sink {
     }
 }
 
-/// Takes the lock on `partition`'s state file in `dir`, then applies
+/// What makes this process the one writer of a partition's state: an OS
+/// lock on a local checkpoint directory, or on a shared one (HDFS) a claim
+/// that fences every earlier writer (`crate::owner`).
+pub(crate) enum Guard {
+    /// Held until the sink is dropped.
+    Lock {
+        _lock: OutputLock,
+    },
+    Owner(Arc<Owner>),
+}
+
+impl Guard {
+    /// Replaces the state file `name` in `dir` atomically; a fenced owner's
+    /// attempt fails with [`batch_store::Error::Fenced`].
+    pub(crate) async fn put_state(
+        &self,
+        dir: &CheckpointDir,
+        name: &str,
+        bytes: bytes::Bytes,
+    ) -> batch_store::Result<()> {
+        match self {
+            Guard::Lock { .. } => dir.store().put_atomic(name, bytes).await,
+            Guard::Owner(owner) => Box::pin(owner.put_atomic(name, bytes)).await,
+        }
+    }
+}
+
+/// Takes `partition`'s state file in `dir` (see `Guard`), then applies
 /// `--reset` (removing the file, with `removed` as the warning), so a second
 /// process can neither run beside this one nor reset under it.
 async fn claim(
@@ -166,23 +195,30 @@ async fn claim(
     dir: &CheckpointDir,
     partition: i32,
     removed: &str,
-) -> Result<OutputLock> {
-    let lock = OutputLock::partition(dir.dir(), partition)?;
+) -> Result<Guard> {
+    let guard = if dir.is_local() {
+        Guard::Lock {
+            _lock: OutputLock::partition(dir.dir(), partition)?,
+        }
+    } else {
+        Guard::Owner(Arc::new(Owner::claim(dir.store(), partition).await?))
+    };
     if options.reset && dir.remove(partition).await? {
         tracing::warn!(partition, "{removed}");
     }
-    Ok(lock)
+    Ok(guard)
 }
 
 /// Runs `step` until it succeeds, with backoff from 200 ms to 5 s and a line
-/// per failure (`cannot {what}; retrying`); `None` if shutdown came first.
+/// per failure (`cannot {what}; retrying`); `Ok(None)` if shutdown came
+/// first. Being fenced is final: that error is returned at once.
 async fn retry<T, F, Fut>(
     partition: i32,
     batch: Option<u64>,
     what: &str,
     shutdown: &CancellationToken,
     mut step: F,
-) -> Option<T>
+) -> batch_store::Result<Option<T>>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = batch_store::Result<T>>,
@@ -195,15 +231,16 @@ where
                 if attempt > 1 {
                     tracing::info!(partition, batch, "{what}: done after retrying");
                 }
-                return Some(value);
+                return Ok(Some(value));
             }
+            Err(err @ batch_store::Error::Fenced { .. }) => return Err(err),
             Err(err) => {
                 tracing::warn!(partition, batch, attempt, error = %err, retry_in = ?backoff, "cannot {what}; retrying");
             }
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            () = shutdown.cancelled() => return None,
+            () = shutdown.cancelled() => return Ok(None),
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
         attempt += 1;

@@ -15,13 +15,12 @@ use report::Report;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{claim, retry, Committed};
+use super::{claim, retry, Committed, Guard};
 use crate::crash::{self, CrashPoint};
-use crate::lock::OutputLock;
+use crate::owner::Owner;
 use crate::{ConsumerOptions, Result};
 
 pub(crate) struct ParquetSink {
-    store: Store,
     checkpoints: CheckpointDir,
     partition: i32,
     /// What the checkpoint on disk says: the last batch committed.
@@ -33,7 +32,9 @@ pub(crate) struct ParquetSink {
     max_uploads: usize,
     /// Woken whenever an upload ends.
     upload_ended: Arc<Notify>,
-    _lock: OutputLock,
+    /// Where temp files are written and how they are moved into place.
+    staging: Staging,
+    guard: Guard,
 }
 
 /// A batch handed over for commit whose temp file is being written.
@@ -42,7 +43,7 @@ struct Upload {
     checkpoint: Checkpoint,
     bytes: Bytes,
     /// The temp file written; `None`: shutdown interrupted the write's retries.
-    written: tokio::task::JoinHandle<Option<String>>,
+    written: tokio::task::JoinHandle<batch_store::Result<Option<String>>>,
     /// Set once `written` has ended.
     done: Arc<AtomicBool>,
 }
@@ -67,17 +68,29 @@ impl ParquetSink {
         store: &Store,
         checkpoints: &CheckpointDir,
     ) -> Result<Self> {
-        let lock = claim(
+        let guard = claim(
             options,
             checkpoints,
             partition,
             "checkpoint removed (--reset): starting over at offset 0, batch 0",
         )
         .await?;
+        let staging = match &guard {
+            Guard::Lock { .. } => Staging::Store(store.clone()),
+            Guard::Owner(owner) => {
+                // Batch files are renamed into `data/`, which a rename does
+                // not make (a temp file written there would have).
+                store.mkdir(DATA_DIR).await?;
+                Staging::Owner {
+                    owner: Arc::clone(owner),
+                    checkpoints: checkpoints.store().clone(),
+                    store: store.clone(),
+                }
+            }
+        };
         let checkpoint = checkpoints.load(partition).await?;
         remove_leftovers(store, partition).await;
         Ok(ParquetSink {
-            store: store.clone(),
             checkpoints: checkpoints.clone(),
             partition,
             checkpoint,
@@ -85,7 +98,8 @@ impl ParquetSink {
             uploads: VecDeque::new(),
             max_uploads: max_uploads(options.batch.max_records),
             upload_ended: Arc::new(Notify::new()),
-            _lock: lock,
+            staging,
+            guard,
         })
     }
 
@@ -170,7 +184,8 @@ impl ParquetSink {
     /// backoff until it is written or shutdown comes.
     fn start_upload(&mut self, checkpoint: Checkpoint, bytes: Bytes, shutdown: &CancellationToken) {
         let file = BatchFile::new(self.partition, checkpoint.batch_id);
-        let (store, partition, shutdown) = (self.store.clone(), self.partition, shutdown.clone());
+        let (staging, partition, shutdown) =
+            (self.staging.clone(), self.partition, shutdown.clone());
         let (data, ended) = (bytes.clone(), Arc::clone(&self.upload_ended));
         let done = Arc::new(AtomicBool::new(false));
         let done_flag = Arc::clone(&done);
@@ -181,7 +196,7 @@ impl ParquetSink {
                 Some(checkpoint.batch_id),
                 "write the batch file",
                 &shutdown,
-                |_| attempts.write(&store, file, data.clone()),
+                |_| attempts.write(&staging, file, data.clone()),
             )
             .await;
             done_flag.store(true, Ordering::Release);
@@ -246,7 +261,7 @@ impl ParquetSink {
                 cause: join.into(),
             })?;
         let upload = self.uploads.pop_front().expect("looked at above");
-        let Some(written) = written else {
+        let Some(written) = written? else {
             return Ok(false);
         };
         crash::begin_commit();
@@ -257,8 +272,8 @@ impl ParquetSink {
             crash::abort(CrashPoint::AfterUploads);
         }
         crash::point(CrashPoint::AfterTempFile);
-        let (store, partition, file, bytes) =
-            (&self.store, self.partition, upload.file, &upload.bytes);
+        let (staging, partition, file, bytes) =
+            (&self.staging, self.partition, upload.file, &upload.bytes);
         let mut attempts = TempFiles::written(written);
         let renamed = retry(
             partition,
@@ -271,17 +286,17 @@ impl ParquetSink {
                 // The uploaded file first; after a failed rename, a new one.
                 let next = attempts
                     .take_written()
-                    .ok_or_else(|| attempts.write(store, file, bytes.clone()));
+                    .ok_or_else(|| attempts.write(staging, file, bytes.clone()));
                 async move {
                     let tmp = match next {
                         Ok(tmp) => tmp,
                         Err(write) => write.await?,
                     };
-                    store.rename_over(&tmp, &file.path()).await
+                    staging.move_into_place(&tmp, file).await
                 }
             },
         )
-        .await;
+        .await?;
         if renamed.is_none() {
             return Ok(false);
         }
@@ -300,15 +315,19 @@ impl ParquetSink {
         // A full or failing disk where the checkpoints live: the previous
         // checkpoint stays as it was (the save is atomic), so retrying until
         // there is room again is safe, and stopping instead is too.
-        let checkpoints = &self.checkpoints;
+        let (checkpoints, guard) = (&self.checkpoints, &self.guard);
+        let (name, encoded) = (
+            CheckpointDir::file_name(partition),
+            CheckpointDir::encode(&checkpoint),
+        );
         let saved = retry(
             partition,
             Some(checkpoint.batch_id),
             "save the checkpoint",
             shutdown,
-            |_| checkpoints.save(partition, &checkpoint),
+            |_| guard.put_state(checkpoints, &name, encoded.clone()),
         )
-        .await;
+        .await?;
         if saved.is_some() {
             self.checkpoint = Some(checkpoint);
         }
@@ -381,14 +400,14 @@ impl TempFiles {
     /// next start anyway).
     fn write(
         &mut self,
-        store: &Store,
+        staging: &Staging,
         file: BatchFile,
         bytes: Bytes,
     ) -> Pin<Box<dyn Future<Output = batch_store::Result<String>> + Send>> {
-        let tmp = file.unique_tmp_path();
+        let tmp = staging.tmp_path(file);
         let previous = self.last.replace(tmp.clone());
         self.ready = false;
-        let store = store.clone();
+        let store = staging.clone();
         // Boxed: the HDFS client's write is a large future, and moved around
         // inside the commit's own it overflowed a worker thread's stack.
         Box::pin(async move {
@@ -396,12 +415,72 @@ impl TempFiles {
                 let _ = store.delete(&previous).await;
             }
             let len = bytes.len() as u64;
-            store.write_new(&tmp, bytes).await?;
+            store.write(&tmp, bytes).await?;
             // Readers trust every batch up to the checkpoint, so a batch is
             // only handed to the commit once readers see it whole (a rename
             // keeps the file's blocks as they are).
             store.wait_whole(&tmp, len, WHOLE_WITHIN).await?;
             Ok(tmp)
         })
+    }
+}
+
+/// Where a batch's temp files are written, and how one is moved into place.
+#[derive(Clone)]
+enum Staging {
+    /// Next to the batch files (`data/…tmp`), renamed within the store.
+    Store(Store),
+    /// In the owner's directory among the checkpoints, renamed into the
+    /// store (same NameNode): a fenced owner can do neither (see `crate::owner`).
+    Owner {
+        owner: Arc<Owner>,
+        checkpoints: Store,
+        store: Store,
+    },
+}
+
+impl Staging {
+    fn tmp_path(&self, file: BatchFile) -> String {
+        let tmp = file.unique_tmp_path();
+        match self {
+            Staging::Store(_) => tmp,
+            Staging::Owner { owner, .. } => owner.staged(tmp.rsplit('/').next().unwrap_or(&tmp)),
+        }
+    }
+
+    fn tmp_store(&self) -> &Store {
+        match self {
+            Staging::Store(store) => store,
+            Staging::Owner { checkpoints, .. } => checkpoints,
+        }
+    }
+
+    async fn write(&self, tmp: &str, bytes: Bytes) -> batch_store::Result<()> {
+        match self {
+            Staging::Store(store) => store.write_new(tmp, bytes).await,
+            Staging::Owner { owner, .. } => Box::pin(owner.write(tmp, bytes)).await,
+        }
+    }
+
+    async fn wait_whole(
+        &self,
+        tmp: &str,
+        len: u64,
+        within: std::time::Duration,
+    ) -> batch_store::Result<()> {
+        self.tmp_store().wait_whole(tmp, len, within).await
+    }
+
+    async fn delete(&self, tmp: &str) -> batch_store::Result<bool> {
+        self.tmp_store().delete(tmp).await
+    }
+
+    async fn move_into_place(&self, tmp: &str, file: BatchFile) -> batch_store::Result<()> {
+        match self {
+            Staging::Store(store) => store.rename_over(tmp, &file.path()).await,
+            Staging::Owner { owner, store, .. } => {
+                Box::pin(owner.rename_into(tmp, store, &file.path())).await
+            }
+        }
     }
 }

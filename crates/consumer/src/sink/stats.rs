@@ -6,8 +6,7 @@ use bytes::Bytes;
 use report::Report;
 use tokio_util::sync::CancellationToken;
 
-use super::{claim, retry, Committed};
-use crate::lock::OutputLock;
+use super::{claim, retry, Committed, Guard};
 use crate::stats::PartitionStats;
 use crate::{ConsumerOptions, Result};
 
@@ -15,7 +14,7 @@ pub(crate) struct StatsSink {
     dir: CheckpointDir,
     partition: i32,
     state: Option<PartitionStats>,
-    _lock: OutputLock,
+    guard: Guard,
 }
 
 impl StatsSink {
@@ -25,7 +24,7 @@ impl StatsSink {
         partition: i32,
         dir: &CheckpointDir,
     ) -> Result<Self> {
-        let lock = claim(
+        let guard = claim(
             options,
             dir,
             partition,
@@ -37,7 +36,7 @@ impl StatsSink {
             dir: dir.clone(),
             partition,
             state,
-            _lock: lock,
+            guard,
         })
     }
 
@@ -70,11 +69,11 @@ impl StatsSink {
         let bytes = Bytes::from(state.to_json());
         // As with a checkpoint: the replace is atomic, so the old file
         // stays whole while a full disk refuses the new one.
-        let store = self.dir.store();
+        let (guard, dir) = (&self.guard, &self.dir);
         let saved = retry(self.partition, None, "save the stats", shutdown, |_| {
-            store.put_atomic(&name, bytes.clone())
+            guard.put_state(dir, &name, bytes.clone())
         })
-        .await;
+        .await?;
         Ok(Committed {
             batches: usize::from(saved.is_some()),
             interrupted: saved.is_none(),

@@ -157,6 +157,8 @@ pub fn topic_records_on(settings: &KafkaSettings, topic: &str, partition: i32) -
 pub struct Output {
     pub store_location: String,
     pub checkpoint_dir: PathBuf,
+    /// Set: the checkpoints are there (on HDFS), not in `checkpoint_dir`.
+    pub checkpoint_location: Option<String>,
     _temp: tempfile::TempDir,
 }
 
@@ -172,7 +174,23 @@ impl Output {
         Self {
             store_location,
             checkpoint_dir: temp.path().join("checkpoints"),
+            checkpoint_location: None,
             _temp: temp,
+        }
+    }
+
+    /// Batches on HDFS, and the checkpoints on HDFS too (`<store>/checkpoints`).
+    pub fn with_hdfs_checkpoints() -> Self {
+        let mut output = Self::new(true);
+        output.checkpoint_location = Some(format!("{}/checkpoints", output.store_location));
+        output
+    }
+
+    /// What `--checkpoint-dir` is given.
+    pub fn checkpoint_arg(&self) -> std::ffi::OsString {
+        match &self.checkpoint_location {
+            Some(location) => location.into(),
+            None => self.checkpoint_dir.clone().into(),
         }
     }
 
@@ -198,7 +216,10 @@ impl Output {
     }
 
     pub fn checkpoints(&self) -> CheckpointDir {
-        CheckpointDir::new(&self.checkpoint_dir)
+        match &self.checkpoint_location {
+            Some(location) => CheckpointDir::open(location).unwrap(),
+            None => CheckpointDir::new(&self.checkpoint_dir),
+        }
     }
 
     pub async fn committed(&self, partition: i32) -> Vec<Record> {
@@ -242,7 +263,7 @@ pub fn consumer_command(topic: &str, output: &Output, partitions: &[i32]) -> Com
         .arg("--store")
         .arg(&output.store_location)
         .arg("--checkpoint-dir")
-        .arg(&output.checkpoint_dir);
+        .arg(output.checkpoint_arg());
     command
 }
 
