@@ -340,6 +340,15 @@ impl HdfsStore {
             .collect())
     }
 
+    /// When `path` was last modified.
+    pub async fn modified(&self, path: &str) -> Result<std::time::SystemTime> {
+        let full = self.resolve(path);
+        let status = self
+            .call("stat", path, self.client.get_file_info(&full))
+            .await?;
+        Ok(std::time::UNIX_EPOCH + Duration::from_millis(status.modification_time))
+    }
+
     pub async fn exists(&self, path: &str) -> Result<bool> {
         let full = self.resolve(path);
         match self

@@ -246,6 +246,14 @@ impl Store {
         }
     }
 
+    /// When `path` was last modified.
+    pub async fn modified(&self, path: &str) -> Result<std::time::SystemTime> {
+        match self {
+            Store::Local(store) => store.modified(path).await,
+            Store::Hdfs(store) => store.modified(path).await,
+        }
+    }
+
     pub async fn exists(&self, path: &str) -> Result<bool> {
         match self {
             Store::Local(store) => store.exists(path).await,

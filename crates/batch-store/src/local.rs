@@ -200,6 +200,13 @@ impl LocalStore {
         .await
     }
 
+    /// When `path` was last modified.
+    pub async fn modified(&self, path: &str) -> Result<std::time::SystemTime> {
+        let file = self.resolve(path);
+        self.blocking("stat", path, move || std::fs::metadata(&file)?.modified())
+            .await
+    }
+
     pub async fn exists(&self, path: &str) -> Result<bool> {
         let file = self.resolve(path);
         self.blocking("stat", path, move || {

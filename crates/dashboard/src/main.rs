@@ -19,10 +19,10 @@ struct Cli {
     #[arg(long, env = "P7_STORE")]
     store: Option<String>,
 
-    /// Directory of the partition-N.json checkpoints.
+    /// Directory of the partition-N.json checkpoints (local, or hdfs://host:port/path).
     /// Default: / in the course container (PROJECT set), else ./p7-output/checkpoints.
     #[arg(long, env = "P7_CHECKPOINT_DIR")]
-    checkpoint_dir: Option<PathBuf>,
+    checkpoint_dir: Option<String>,
 
     /// Partitions to show (default: every partition with a checkpoint).
     #[arg(long = "partition", value_parser = clap::value_parser!(i32).range(0..))]
@@ -71,10 +71,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         &cli.store
             .unwrap_or_else(batch_store::default_store_location),
     )?;
-    let checkpoints = CheckpointDir::new(
-        cli.checkpoint_dir
-            .unwrap_or_else(batch_store::default_checkpoint_dir),
-    );
+    let checkpoints = match &cli.checkpoint_dir {
+        Some(location) => CheckpointDir::open(location)?,
+        None => CheckpointDir::new(batch_store::default_checkpoint_dir()),
+    };
     let partitions = (!cli.partitions.is_empty()).then_some(cli.partitions);
     let read_timeout = Duration::from_secs_f64(cli.read_timeout.max(0.1));
 

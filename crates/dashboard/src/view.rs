@@ -266,7 +266,7 @@ impl CommittedView {
     /// The checkpoint of every partition to show, with when it was last
     /// replaced; `None` if the partitions cannot even be listed.
     async fn read_checkpoints(&self, problems: &mut Vec<String>) -> Option<Checkpoints> {
-        let mut partitions = match self.partition_numbers() {
+        let mut partitions = match self.partition_numbers().await {
             Ok(partitions) => partitions,
             Err(problem) => {
                 problems.push(problem);
@@ -283,8 +283,11 @@ impl CommittedView {
         for partition in partitions {
             match self.checkpoints.load(partition).await {
                 Ok(checkpoint) => {
-                    let committed_at = std::fs::metadata(self.checkpoints.path(partition))
-                        .and_then(|meta| meta.modified())
+                    let committed_at = self
+                        .checkpoints
+                        .store()
+                        .modified(&CheckpointDir::file_name(partition))
+                        .await
                         .ok();
                     checkpoints.insert(partition, (checkpoint, committed_at));
                 }
@@ -382,11 +385,30 @@ impl CommittedView {
         }
     }
 
-    fn partition_numbers(&self) -> Result<Vec<i32>, String> {
+    async fn partition_numbers(&self) -> Result<Vec<i32>, String> {
         if let Some(only) = &self.only {
             return Ok(only.clone());
         }
         let dir = self.checkpoints.dir();
+        if !self.checkpoints.is_local() {
+            let names = self.checkpoints.store().list("").await.map_err(|err| {
+                format!(
+                    "cannot list the checkpoint directory {}: {err}",
+                    dir.display()
+                )
+            })?;
+            let mut partitions: Vec<i32> = names
+                .iter()
+                .filter_map(|name| {
+                    name.strip_prefix("partition-")?
+                        .strip_suffix(".json")?
+                        .parse()
+                        .ok()
+                })
+                .collect();
+            partitions.sort_unstable();
+            return Ok(partitions);
+        }
         let entries = std::fs::read_dir(dir).map_err(|err| {
             if err.kind() == std::io::ErrorKind::NotFound {
                 format!(

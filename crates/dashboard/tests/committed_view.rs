@@ -157,3 +157,48 @@ async fn a_missing_or_unreadable_batch_is_a_problem_and_counts_nothing() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(view.records(), 2);
 }
+
+#[tokio::test]
+async fn checkpoints_on_hdfs_are_listed_and_read_there() {
+    use batch_store::{BatchBuilder, BatchFile, Checkpoint, CheckpointDir, Store};
+    let base = format!(
+        "{}/{}",
+        local_stack::hdfs_url(),
+        local_stack::unique_name("dashboard-hdfs-checkpoints")
+    );
+    let store = Store::open(&base).unwrap();
+    let checkpoints = CheckpointDir::open(&format!("{base}/checkpoints")).unwrap();
+    for (partition, batch, station) in [(0, 0, "StationA"), (0, 1, "StationB"), (2, 0, "StationC")]
+    {
+        let mut builder = BatchBuilder::default();
+        builder.push(station, "2000-01-01", 1.5);
+        store
+            .put_atomic(
+                &BatchFile::new(partition, batch).path(),
+                builder.finish().unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    for (partition, batch_id) in [(0, 1), (2, 0)] {
+        checkpoints
+            .save(
+                partition,
+                &Checkpoint {
+                    batch_id,
+                    offset: batch_id as i64 + 1,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let mut view = CommittedView::new(store, checkpoints, None);
+    let read = view.refresh().await;
+    assert!(read.problems.is_empty(), "{:?}", read.problems);
+    assert_eq!((read.batches_read, read.records_read), (3, 3));
+    assert_eq!(
+        view.partitions().keys().copied().collect::<Vec<_>>(),
+        [0, 2]
+    );
+    assert!(view.last_commit().is_some(), "commit times come from HDFS");
+}
