@@ -251,7 +251,7 @@ async fn take_over_the_stack(setup: &Setup) -> Result<(), String> {
         .await
         .map_err(|err| format!("cannot empty CS544.temperatures: {err}"))?;
     for partition in 0..4 {
-        for dir in [&setup.checkpoint_dir, &setup.stats_dir] {
+        for dir in [Path::new(&setup.checkpoint_dir), setup.stats_dir.as_path()] {
             let path = dir.join(format!("partition-{partition}.json"));
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -474,7 +474,8 @@ async fn consumers_commit(setup: &Setup) -> Result<String, Problem> {
     for partition in 0..4 {
         start_consumer(setup, partition, true).map_err(NotRun)?;
     }
-    let checkpoints = CheckpointDir::new(&setup.checkpoint_dir);
+    let checkpoints =
+        CheckpointDir::open(&setup.checkpoint_dir).map_err(|err| NotRun(err.to_string()))?;
     let started = Instant::now();
     let mut state = BTreeMap::new();
     while started.elapsed() < Duration::from_secs(60) {
@@ -511,12 +512,16 @@ async fn consumers_commit(setup: &Setup) -> Result<String, Problem> {
             cp.batch_id, cp.offset
         ));
     }
+    if !checkpoints.is_local() {
+        summary.push(format!("checkpoints in {}", checkpoints.dir().display()));
+    }
     Ok(summary.join(", "))
 }
 
 async fn crash_recovery(setup: &Setup) -> Result<String, Problem> {
     const PARTITION: i32 = 0;
-    let checkpoints = CheckpointDir::new(&setup.checkpoint_dir);
+    let checkpoints =
+        CheckpointDir::open(&setup.checkpoint_dir).map_err(|err| NotRun(err.to_string()))?;
     let offset = |cp: Option<batch_store::Checkpoint>| cp.map_or(0, |cp| cp.offset);
     setup
         .kill(&consumer_label(PARTITION))

@@ -48,6 +48,12 @@ struct Cli {
     /// Local: HDFS (or a directory) under which the grader's batches go.
     #[arg(long, env = "P7_HDFS_URL")]
     hdfs_url: Option<String>,
+
+    /// Local: the consumers keep their checkpoints on HDFS beside the
+    /// batches (`<store>/checkpoints`), as consumers that may take each
+    /// other's partitions over do, and the checks read them there.
+    #[arg(long)]
+    checkpoints_on_hdfs: bool,
 }
 
 fn main() -> ExitCode {

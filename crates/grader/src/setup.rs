@@ -21,7 +21,8 @@ pub struct Setup {
     pub mysql_url: Mutex<Option<String>>,
     /// Where `consumer N` writes batches, as the consumer's `--store`.
     pub store: String,
-    pub checkpoint_dir: PathBuf,
+    /// Where the consumers' checkpoints are: a directory, or on HDFS.
+    pub checkpoint_dir: String,
     pub stats_dir: PathBuf,
     /// Logs of the programs the grader starts.
     pub work: PathBuf,
@@ -46,7 +47,7 @@ impl Setup {
                 mysql_server: None,
                 mysql_url: Mutex::new(None),
                 store: "hdfs://boss:9000".into(),
-                checkpoint_dir: PathBuf::from("/"),
+                checkpoint_dir: "/".into(),
                 stats_dir: PathBuf::from("/src"),
                 work,
                 run_name,
@@ -64,6 +65,16 @@ impl Setup {
             Some(url) => format!("{}/{run_name}", url.trim_end_matches('/')),
             None => work.join("store").display().to_string(),
         };
+        let checkpoint_dir = if cli.checkpoints_on_hdfs {
+            if !store.starts_with("hdfs://") {
+                anyhow::bail!(
+                    "--checkpoints-on-hdfs needs --hdfs-url (P7_HDFS_URL) to be an hdfs:// URL"
+                );
+            }
+            format!("{store}/checkpoints")
+        } else {
+            work.join("checkpoints").display().to_string()
+        };
         Ok(Self {
             in_container,
             bin_dir: Some(bin_dir),
@@ -71,7 +82,7 @@ impl Setup {
             mysql_server: cli.mysql_url.clone(),
             mysql_url: Mutex::new(None),
             store,
-            checkpoint_dir: work.join("checkpoints"),
+            checkpoint_dir,
             stats_dir: work.join("stats"),
             work,
             run_name,

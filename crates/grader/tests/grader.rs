@@ -134,6 +134,44 @@ fn the_real_pipeline_gets_a_full_score_and_a_broken_consumer_does_not() {
 }
 
 #[test]
+fn consumers_with_their_checkpoints_on_hdfs_get_a_full_score() {
+    let _turn = one_grader_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let output = grader(&bin_dir())
+        .arg("--checkpoints-on-hdfs")
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    let full = report(&json);
+    assert_eq!(statuses(&full), vec!["pass"; 6], "{printed}");
+    let commit = full["checks"][3]["detail"].as_str().unwrap();
+    assert!(
+        commit.contains(&format!(
+            "checkpoints in {}/grader_",
+            local_stack::hdfs_url()
+        )),
+        "{commit}"
+    );
+
+    // Not without HDFS.
+    let output = grader(&bin_dir())
+        .arg("--checkpoints-on-hdfs")
+        .env("P7_HDFS_URL", dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("needs --hdfs-url"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
 fn a_stack_that_is_not_running_is_named_and_nothing_else_runs() {
     // Several runs: librdkafka's errors for the missing broker came as a
     // burst of lines in some runs only. At the default log level, stderr
