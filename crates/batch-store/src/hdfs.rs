@@ -61,6 +61,8 @@ struct Degraded {
 #[derive(Debug, Clone)]
 pub struct HdfsStore {
     url: String,
+    /// `hdfs://host:port`: the NameNode.
+    namenode: String,
     base: String,
     client: Arc<Client>,
     call_timeout: Duration,
@@ -91,6 +93,7 @@ impl HdfsStore {
             .map_err(|err| invalid(&err.to_string()))?;
         Ok(Self {
             url: location.trim_end_matches('/').to_string(),
+            namenode: url,
             base: base.to_string(),
             client: client.into(),
             call_timeout: crate::DEFAULT_CALL_TIMEOUT,
@@ -288,7 +291,7 @@ impl HdfsStore {
     /// Renames `from` here to `to` in `target`, replacing it: both must be
     /// on the same NameNode.
     pub async fn rename_to(&self, from: &str, target: &HdfsStore, to: &str) -> Result<()> {
-        if self.authority() != target.authority() {
+        if !self.same_namenode(target) {
             return Err(Error::Location {
                 location: target.url.clone(),
                 reason: format!("not on the same NameNode as {}", self.url),
@@ -304,16 +307,7 @@ impl HdfsStore {
     }
 
     pub fn same_namenode(&self, other: &HdfsStore) -> bool {
-        self.authority() == other.authority()
-    }
-
-    /// `hdfs://host:port`.
-    fn authority(&self) -> &str {
-        let rest = &self.url["hdfs://".len()..];
-        let end = rest
-            .find('/')
-            .map_or(self.url.len(), |slash| "hdfs://".len() + slash);
-        &self.url[..end]
+        self.namenode == other.namenode
     }
 
     pub async fn mkdir(&self, path: &str) -> Result<()> {
@@ -324,20 +318,7 @@ impl HdfsStore {
 
     /// The names of the directories in `dir` (none if it does not exist).
     pub async fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
-        let full = self.resolve(dir);
-        let statuses = match self
-            .call("list", dir, self.client.list_status(&full, false))
-            .await
-        {
-            Ok(statuses) => statuses,
-            Err(err) if err.is_not_found() => return Ok(Vec::new()),
-            Err(err) => return Err(err),
-        };
-        Ok(statuses
-            .into_iter()
-            .filter(|status| status.isdir)
-            .filter_map(|status| status.path.rsplit('/').next().map(str::to_string))
-            .collect())
+        self.entries(dir, true).await
     }
 
     /// When `path` was last modified.
@@ -393,7 +374,14 @@ impl HdfsStore {
             .await
     }
 
+    /// The names of the files in `dir` (none if it does not exist).
     pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        self.entries(dir, false).await
+    }
+
+    /// The names of the files (or, with `dirs`, the directories) in `dir`;
+    /// none if it does not exist.
+    async fn entries(&self, dir: &str, dirs: bool) -> Result<Vec<String>> {
         let full = self.resolve(dir);
         let statuses = match self
             .call("list", dir, self.client.list_status(&full, false))
@@ -405,7 +393,7 @@ impl HdfsStore {
         };
         Ok(statuses
             .into_iter()
-            .filter(|status| !status.isdir)
+            .filter(|status| status.isdir == dirs)
             .filter_map(|status| status.path.rsplit('/').next().map(str::to_string))
             .collect())
     }

@@ -89,7 +89,14 @@ impl LocalStore {
             .await
     }
 
+    /// The names of the files in `dir` (none if it does not exist).
     pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        self.entries(dir, false).await
+    }
+
+    /// The names of the files (or, with `dirs`, the directories) in `dir`;
+    /// none if it does not exist.
+    async fn entries(&self, dir: &str, dirs: bool) -> Result<Vec<String>> {
         let dir_path = self.resolve(dir);
         self.blocking("list", dir, move || {
             let entries = match std::fs::read_dir(&dir_path) {
@@ -100,7 +107,8 @@ impl LocalStore {
             let mut names = Vec::new();
             for entry in entries {
                 let entry = entry?;
-                if entry.file_type()?.is_file() {
+                let kind = entry.file_type()?;
+                if (dirs && kind.is_dir()) || (!dirs && kind.is_file()) {
                     names.push(entry.file_name().to_string_lossy().into_owned());
                 }
             }
@@ -181,23 +189,7 @@ impl LocalStore {
 
     /// The names of the directories in `dir` (none if it does not exist).
     pub async fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
-        let dir_path = self.resolve(dir);
-        self.blocking("list", dir, move || {
-            let entries = match std::fs::read_dir(&dir_path) {
-                Ok(entries) => entries,
-                Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-                Err(err) => return Err(err),
-            };
-            let mut names = Vec::new();
-            for entry in entries {
-                let entry = entry?;
-                if entry.file_type()?.is_dir() {
-                    names.push(entry.file_name().to_string_lossy().into_owned());
-                }
-            }
-            Ok(names)
-        })
-        .await
+        self.entries(dir, true).await
     }
 
     /// When `path` was last modified.

@@ -108,12 +108,6 @@ impl ArchiveCheckpoint {
             .unwrap_or(0)
     }
 
-    /// The checkpoint of the archive in `dir` (empty if there is none yet; an
-    /// error if it is damaged). Reads only; locks nothing.
-    pub async fn read(dir: &Path) -> Result<Self> {
-        Self::load(&Store::local(dir.join(CHECKPOINT_DIR))).await
-    }
-
     /// The checkpoint in the archive's checkpoint directory `checkpoints`
     /// (empty if there is none yet; an error if it is damaged).
     pub(crate) async fn load(checkpoints: &Store) -> Result<Self> {
