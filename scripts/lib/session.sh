@@ -114,3 +114,15 @@ wait_out() {
 	done
 	wait "$1"
 }
+
+# Whether any service of the stack runs. A script that finds one running
+# leaves the stack up when it ends, even if it had to start the rest: a
+# stack that is only partly up (a service that died, a test that stopped
+# one) is still someone's, and taking all of it down would pull it from
+# under them. Only a stack that was wholly stopped is stopped again.
+stack_in_use() {
+	local status
+	# Captured whole: `grep -q` on a pipe could end `status` by SIGPIPE.
+	status=$(scripts/stack status 2>/dev/null) || true
+	grep -q '^[^ ]\+ \+running ' <<<"$status"
+}

@@ -281,3 +281,31 @@ fn a_second_ctrl_c_cuts_the_catch_up_short_and_still_prints_what_is_committed() 
     }
     assert_eq!(terminal.left_running(), vec![], "left running");
 }
+
+/// A stack that is only partly up is someone's: the pipeline starts what is
+/// missing and, at its end, leaves every service running instead of taking
+/// the whole stack down (which pulled MariaDB from under the tests after it).
+#[test]
+fn a_partly_running_stack_is_completed_and_left_running() {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _stack = local_stack::exclusive_stack();
+    let _whole_again = local_stack::restore(&["up"]);
+    local_stack::stack(&["stop-service", "datanode-3"]);
+
+    let output = pipeline(&["--duration", "4", "--store", "local", "--sink", "stats"])
+        .output()
+        .expect("run scripts/pipeline");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+
+    let status = std::process::Command::new(local_stack::stack_script())
+        .arg("status")
+        .output()
+        .expect("run scripts/stack status");
+    let listing = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "the pipeline left services stopped:\n{listing}"
+    );
+    assert!(listing.contains("datanode-3 running"), "{listing}");
+}
