@@ -12,6 +12,7 @@
 //! continues with batch M + 1. Readers trust batches `0..=batch_id` only.
 
 pub mod crash;
+mod group;
 pub mod jsonl;
 mod latency;
 mod lock;
@@ -28,6 +29,7 @@ use batch_store::{CheckpointDir, Store};
 use tokio_util::sync::CancellationToken;
 use topic::KafkaSettings;
 
+pub use group::REVOKE_WAIT;
 pub use latency::Latencies;
 pub use owner::NO_FENCING_ENV;
 pub use partition::PartitionSummary;
@@ -174,9 +176,13 @@ pub const DEFAULT_CLIENTS: u64 = 2;
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
     pub topic: String,
-    /// Group the consumer reports its offsets to, for lag tools only.
+    /// Group the consumer reports its offsets to, for lag tools only; with
+    /// `subscribe`, the group whose members share the partitions.
     pub group: String,
+    /// The partitions to consume; ignored with `subscribe`.
     pub partitions: Vec<i32>,
+    /// Group mode: the group hands out the partitions (see `group.rs`).
+    pub subscribe: bool,
     /// Kafka clients the partitions are spread over (at most one per partition).
     pub clients: usize,
     pub output: Output,
@@ -277,5 +283,8 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) -> Result<Vec<PartitionSummary>> {
     let options = Arc::new(options.clone());
+    if options.subscribe {
+        return group::consume_group(settings, &options, &shutdown.child_token()).await;
+    }
     partition::consume_all(settings, &options, &shutdown.child_token()).await
 }

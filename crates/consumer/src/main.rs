@@ -11,12 +11,21 @@ use consumer::{BatchLimits, ConsumerOptions, Output};
 /// per partition, exactly once across crashes.
 ///
 /// Course form: `consumer 0` (one partition) or `consumer 0 1 2 3`.
+/// Group form: `consumer --subscribe --group G --checkpoint-dir hdfs://…` on
+/// any number of hosts.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
     /// Partitions to consume (each keeps its own batches and checkpoint).
-    #[arg(required = true, value_parser = clap::value_parser!(i32).range(0..))]
+    #[arg(required_unless_present = "subscribe", value_parser = clap::value_parser!(i32).range(0..))]
     partitions: Vec<i32>,
+
+    /// Group mode: join the consumer group --group and consume the
+    /// partitions it hands this process (cooperative rebalancing), resuming
+    /// each from its checkpoint. Needs --checkpoint-dir (or --stats-dir) on
+    /// HDFS, where every member can read and fence each partition's state.
+    #[arg(long, conflicts_with_all = ["partitions", "reset", "committed", "status"])]
+    subscribe: bool,
 
     #[command(flatten)]
     kafka: program::KafkaFlags,
@@ -54,7 +63,8 @@ struct Cli {
     #[arg(long)]
     reset: bool,
 
-    /// Consumer group told about our progress (for lag tools; never read back).
+    /// Consumer group told about our progress (for lag tools; never read
+    /// back). With --subscribe, the group whose members share the partitions.
     #[arg(long, default_value = "consumer")]
     group: String,
 
@@ -125,6 +135,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.status {
         return print_status(stats_dir.as_ref(), &checkpoints, &cli.partitions).await;
     }
+    if cli.subscribe {
+        let local = match &stats_dir {
+            Some(dir) => dir.is_local().then(|| ("--stats-dir", dir.dir())),
+            None => checkpoints
+                .is_local()
+                .then(|| ("--checkpoint-dir", checkpoints.dir())),
+        };
+        if let Some((flag, dir)) = local {
+            anyhow::bail!(
+                "--subscribe needs {flag} on HDFS (hdfs://HOST:PORT/PATH), not {}: the group moves \
+                 partitions between consumers, so each partition's state must be where every \
+                 consumer can read it",
+                dir.display()
+            );
+        }
+    }
     let output = match stats_dir {
         Some(dir) => Output::Stats { dir },
         None => {
@@ -146,6 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         topic: cli.kafka.topic,
         group: cli.group,
         partitions: cli.partitions,
+        subscribe: cli.subscribe,
         clients: cli.run.clients as usize,
         output,
         batch: BatchLimits {

@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use topic::{ClientLog, KafkaSettings};
 
-type PartitionConsumer = StreamConsumer<ClientLog>;
-type PartitionQueue = StreamPartitionQueue<ClientLog>;
+pub(crate) type PartitionConsumer = StreamConsumer<ClientLog>;
+pub(crate) type PartitionQueue = StreamPartitionQueue<ClientLog>;
 
 use crate::sink::{Committed, Sink};
 use crate::{ConsumerOptions, Error, Latencies, Result, StartAt};
@@ -153,7 +153,7 @@ async fn find_starts(
                 (*partition, sink.resume_offset(), sink.state_path());
             tokio::task::spawn_blocking(move || {
                 start_of(
-                    &consumer, &settings, &options, partition, count, resume, state_path,
+                    &*consumer, &settings, &options, partition, count, resume, state_path,
                 )
             })
         })
@@ -195,7 +195,7 @@ fn assign(
             partition,
             sink,
             consumer,
-            queue,
+            queue: Arc::new(queue),
             skip_below: start.skip_below,
         });
     }
@@ -297,27 +297,27 @@ async fn serve_main_queue(
 }
 
 /// One partition, ready to be read.
-struct Plan {
-    partition: i32,
-    sink: Sink,
+pub(crate) struct Plan {
+    pub(crate) partition: i32,
+    pub(crate) sink: Sink,
     /// The client the partition is assigned to.
-    consumer: Arc<PartitionConsumer>,
-    queue: PartitionQueue,
+    pub(crate) consumer: Arc<PartitionConsumer>,
+    pub(crate) queue: Arc<PartitionQueue>,
     /// Records below this offset are already committed (see `next_batch`).
-    skip_below: i64,
+    pub(crate) skip_below: i64,
 }
 
 /// Where a partition's fetch starts, and below which offset its records are
 /// committed already (a resumed fetch may start before the checkpoint).
-struct Start {
-    fetch: Offset,
-    skip_below: i64,
+pub(crate) struct Start {
+    pub(crate) fetch: Offset,
+    pub(crate) skip_below: i64,
 }
 
 /// Where `partition` starts: just after `resume`, its committed offset (a
 /// position the broker must still have), or per `options.start`. Blocking.
-fn start_of(
-    consumer: &PartitionConsumer,
+pub(crate) fn start_of<C: Consumer<ClientLog>>(
+    consumer: &C,
     settings: &KafkaSettings,
     options: &ConsumerOptions,
     partition: i32,
@@ -364,7 +364,7 @@ fn start_of(
     })
 }
 
-async fn consume_partition(
+pub(crate) async fn consume_partition(
     options: &ConsumerOptions,
     plan: Plan,
     shutdown: &CancellationToken,
@@ -401,7 +401,7 @@ async fn consume_partition(
                 offset = batch.next_offset,
                 "batch committed"
             );
-            report_position(&consumer, &options.topic, partition, batch.next_offset);
+            report_position(&consumer, options, partition, batch.next_offset);
             if last_lag_report.is_none_or(|at| at.elapsed() >= LAG_REPORT_EVERY) {
                 report_lag(&consumer, &options.topic, partition, batch.next_offset);
                 last_lag_report = Some(Instant::now());
@@ -767,7 +767,27 @@ fn now_millis() -> i64 {
 }
 
 /// Tells the consumer group where we are, for lag tools; never read back.
-fn report_position(consumer: &PartitionConsumer, topic: &str, partition: i32, next_offset: i64) {
+fn report_position(
+    consumer: &PartitionConsumer,
+    options: &ConsumerOptions,
+    partition: i32,
+    next_offset: i64,
+) {
+    let topic = &options.topic;
+    if options.subscribe {
+        // A group member's commits are refused while the group rebalances;
+        // librdkafka's auto-commit sends the stored offset until one is
+        // taken (and once more when the partition is taken away).
+        // (A list, because storing one offset by itself stores the one after it.)
+        let mut position = TopicPartitionList::new();
+        let stored = position
+            .add_partition_offset(topic, partition, Offset::Offset(next_offset))
+            .and_then(|()| consumer.store_offsets(&position));
+        if let Err(err) = stored {
+            tracing::debug!(partition, error = %err, "could not store the position for the group");
+        }
+        return;
+    }
     let mut position = TopicPartitionList::new();
     if position
         .add_partition_offset(topic, partition, Offset::Offset(next_offset))

@@ -60,6 +60,7 @@ async fn run_pipeline(committed: &Committed) -> String {
     let summaries = consumer::run(
         &settings,
         &ConsumerOptions {
+            subscribe: false,
             topic: topic.clone(),
             group: "dashboard-test".into(),
             partitions: vec![0, 1, 2, 3],

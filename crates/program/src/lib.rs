@@ -53,7 +53,16 @@ fn tune_malloc() {
 /// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise, with
 /// colours only when a person is watching.
 pub fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    // hdfs-native warns for every file writer dropped unclosed, and a
+    // consumer drops the batch uploads it abandons on purpose (a partition
+    // taken over, a commit that failed): their temp files are cleaned up by
+    // the next owner. Unless RUST_LOG names hdfs_native itself, that one
+    // warning is left out.
+    let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| default_level.to_string());
+    if !spec.contains("hdfs_native") {
+        spec.push_str(",hdfs_native::file=error");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -14,14 +14,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::{ClientContext, TopicPartitionList};
 
 /// The most often one kind of problem is logged as a warning.
 pub const WARN_EVERY: Duration = Duration::from_secs(30);
@@ -34,6 +34,21 @@ pub struct ClientLog {
     brokers: String,
     /// Until then, problems are debug lines only (see [`ClientLog::quiet_until`]).
     quiet_until: Option<Instant>,
+    /// A group member's part in a rebalance (see [`ClientLog::rebalancing`]).
+    rebalancing: Option<Arc<dyn Rebalancing>>,
+}
+
+/// What a group member does when the group moves partitions. Both are called
+/// on the thread that serves the client's main queue, inside the rebalance,
+/// so the group waits for them (up to `max.poll.interval.ms`).
+pub trait Rebalancing: Send + Sync {
+    /// Partitions given to this member, before any of them is fetched: set
+    /// each one's start offset in `assignment` (one left unset starts at the
+    /// group's committed offset).
+    fn assigning(&self, assignment: &mut TopicPartitionList);
+    /// Partitions about to be taken from this member (or already lost, when
+    /// its session timed out): return once their work is finished or abandoned.
+    fn revoking(&self, revoked: &TopicPartitionList);
 }
 
 /// When each kind of problem was last logged as a warning, by any client of
@@ -46,7 +61,16 @@ impl ClientLog {
         Self {
             brokers: brokers.to_string(),
             quiet_until: None,
+            rebalancing: None,
         }
+    }
+
+    /// The same context for a group member whose rebalances go through
+    /// `rebalancing`: start offsets of its own for what it is given, and its
+    /// work on a partition ended before the partition is taken away.
+    pub fn rebalancing(mut self, rebalancing: Arc<dyn Rebalancing>) -> Self {
+        self.rebalancing = Some(rebalancing);
+        self
     }
 
     /// The same context, but for the first `quiet` after now every problem
@@ -142,7 +166,12 @@ impl ClientContext for ClientLog {
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error
             | RDKafkaLogLevel::Warning => {
-                if is_connection_facility(facility) {
+                // Our offset commits only tell lag tools how far we are (the
+                // checkpoints say what is committed); one refused during a
+                // group rebalance is redone by the next batch's.
+                if facility == "COMMITFAIL" {
+                    tracing::debug!(target: "librdkafka", "{line}");
+                } else if is_connection_facility(facility) {
                     self.unreachable(&line);
                 } else {
                     self.problem(facility, &line);
@@ -178,7 +207,50 @@ impl ClientContext for ClientLog {
     }
 }
 
-impl ConsumerContext for ClientLog {}
+impl ConsumerContext for ClientLog {
+    /// rdkafka's own handling (assign or revoke, incrementally under the
+    /// cooperative protocol), with [`Rebalancing`] asked first.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let done = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Some(rebalancing) = &self.rebalancing {
+                    rebalancing.assigning(partitions);
+                }
+                if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                }
+            }
+            other => {
+                if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    let code: RDKafkaErrorCode = other.into();
+                    self.problem("rebalance", &format_args!("rebalance failed: {code}"));
+                }
+                if let Some(rebalancing) = &self.rebalancing {
+                    rebalancing.revoking(partitions);
+                }
+                if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                }
+            }
+        };
+        if let Err(err) = done {
+            self.problem("rebalance", &format_args!("rebalance: {err}"));
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

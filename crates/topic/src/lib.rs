@@ -14,7 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use client_log::{is_unreachable, ClientLog, WARN_EVERY};
+pub use client_log::{is_unreachable, ClientLog, Rebalancing, WARN_EVERY};
 pub use scan::{resume_fetch_offset, scan};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -139,6 +139,33 @@ impl KafkaSettings {
             // fetching again (default 1 s: a full second's stall per pause).
             ("fetch.queue.backoff.ms", "10"),
         ])
+    }
+
+    /// A member of `group` that lets the group assign it partitions and
+    /// starts each one where its caller says (see [`Rebalancing`]): the
+    /// assigned-consumer settings, cooperative rebalancing (a rebalance
+    /// moves only the partitions that change owner; the others keep being
+    /// consumed), and a member that stopped answering is out after
+    /// [`GROUP_SESSION_TIMEOUT`].
+    pub fn group_member_config(&self, group: &str, partitions: usize) -> ClientConfig {
+        let mut config = self.assigned_consumer_config_for(group, partitions);
+        config
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            // Offsets are stored by the caller once they are durable, and
+            // sent from there (a send refused during a rebalance is retried).
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set(
+                "session.timeout.ms",
+                GROUP_SESSION_TIMEOUT.as_millis().to_string(),
+            )
+            .set("heartbeat.interval.ms", "3000")
+            .set("topic.metadata.refresh.interval.ms", "5000");
+        // The user's -X settings still come last.
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
     }
 
     /// A consumer that subscribes and lets the broker assign partitions (its

@@ -141,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     tracing::info!(dir = %archive.dir().display(), %topic, ?format, ?partitions, "collecting");
     let options = ConsumerOptions {
+        subscribe: false,
         topic,
         group: cli.group,
         partitions,
