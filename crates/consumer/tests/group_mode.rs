@@ -170,6 +170,26 @@ async fn three_members_share_the_partitions_through_a_kill_a_long_pause_and_a_ne
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // And Kafka's own tool shows every partition with a live owner and no lag.
+    let table = local_stack::stack_output(&[
+        "kafka-tool",
+        "kafka.admin.ConsumerGroupCommand",
+        "--bootstrap-server",
+        &brokers,
+        "--describe",
+        "--group",
+        &group,
+    ]);
+    for (p, end) in ends.iter().enumerate() {
+        let row: Vec<&str> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|cols| cols.len() >= 7 && cols[1] == topic && cols[2] == p.to_string())
+            .unwrap_or_else(|| panic!("no row for partition {p}:\n{table}"));
+        assert_eq!(row[3], end.to_string(), "{table}");
+        assert_eq!(row[5], "0", "{table}");
+        assert_ne!(row[6], "-", "partition {p} has no owner:\n{table}");
+    }
     for child in &mut members.0 {
         terminate(child, &output);
     }
