@@ -29,24 +29,11 @@ fn member(topic: &str, output: &Output, group: &str, brokers: &str, batch: u32) 
     command
 }
 
-/// The worker process of a supervised consumer started as `child`.
-fn worker_of(child: &Child) -> Option<u32> {
-    let children =
-        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).ok()?;
-    children.split_whitespace().next()?.parse().ok()
-}
-
-/// The state letter of `pid` in /proc (`T` when stopped).
-fn state_of(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.trim_start().chars().next()
-}
-
 /// The worker of `child` once it is running.
 async fn running_worker(child: &Child) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(worker) = worker_of(child) {
+        if let Some(worker) = worker_of(child.id()) {
             return worker;
         }
         assert!(Instant::now() < deadline, "the consumer has no worker");
@@ -227,7 +214,7 @@ async fn a_member_paused_mid_commit_cannot_commit_over_its_successor() {
     let mut first = Running(vec![first.spawn().unwrap()]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let worker = loop {
-        if let Some(worker) = worker_of(&first.0[0]).filter(|&w| state_of(w) == Some('T')) {
+        if let Some(worker) = worker_of(first.0[0].id()).filter(|&w| state_of(w) == Some('T')) {
             break worker;
         }
         assert!(Instant::now() < deadline, "the first member never paused");

@@ -13,19 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use local_stack::Tally;
 
-/// The worker process of a supervised consumer started as `child`.
-fn worker_of(child: &Child) -> Option<u32> {
-    let children =
-        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).ok()?;
-    children.split_whitespace().next()?.parse().ok()
-}
-
-/// The state letter of `pid` in /proc (`T` when stopped).
-fn state_of(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.trim_start().chars().next()
-}
-
 fn records_key(records: &[batch_store::Record]) -> Vec<(String, String, u64)> {
     records.iter().map(key).collect()
 }
@@ -161,7 +148,7 @@ async fn a_consumer_paused_mid_commit_cannot_commit_over_the_one_that_took_over(
     let mut first = Running(vec![first.spawn().unwrap()]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let worker = loop {
-        if let Some(worker) = worker_of(&first.0[0]).filter(|&w| state_of(w) == Some('T')) {
+        if let Some(worker) = worker_of(first.0[0].id()).filter(|&w| state_of(w) == Some('T')) {
             break worker;
         }
         assert!(Instant::now() < deadline, "the first consumer never paused");

@@ -13,32 +13,8 @@ use std::time::Duration;
 
 use common::*;
 
-/// The worker process of the program whose process id is `supervisor`.
-fn worker_of(supervisor: u32) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // pid (comm) state ppid …; comm may hold spaces, so split after ')'.
-            let ppid: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            (ppid == supervisor).then_some(pid)
-        })
-}
-
 fn is_alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, None | Some("Z"))
+    !matches!(state_of(pid), None | Some('Z'))
 }
 
 /// Waits for a worker other than `previous` and returns it.

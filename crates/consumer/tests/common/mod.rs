@@ -481,3 +481,19 @@ pub async fn stop_and_compare(topic: &str, output: &Output, consumers: &mut Runn
         );
     }
 }
+
+/// The worker process of the supervised program whose process id is
+/// `supervisor` (its only child), once it has one.
+pub fn worker_of(supervisor: u32) -> Option<u32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+/// The state letter of `pid` in /proc (`T` when stopped, `Z` a zombie);
+/// `None` once it is gone.
+pub fn state_of(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state …; comm may hold spaces, so look after the last ')'.
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
