@@ -280,3 +280,63 @@ fn group_mode_needs_its_checkpoints_on_hdfs_and_no_partition_numbers() {
     assert!(!ok);
     assert!(stderr.contains("cannot be used with"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_members_keep_the_stats_on_hdfs_exactly_once() {
+    const ROWS: u64 = 1600;
+    let topic = unique("group-stats");
+    let producing = produce(&topic, ROWS, Duration::from_millis(3)).await;
+    let output = Output::new(true);
+    let stats_dir = format!("{}/stats", output.store_location);
+    let group = unique("stats");
+    let start = || -> Child {
+        let mut command = bare_consumer_command(&topic, &output, &[]);
+        command
+            .args(["--subscribe", "--group", &group, "--stats", "--stats-dir"])
+            .arg(&stats_dir)
+            .args(["--batch-records", "30"])
+            .env("RUST_LOG", "info");
+        command.spawn().expect("spawn a member")
+    };
+    let mut members = Running(vec![start(), start()]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    members.0[0].kill().unwrap();
+    members.0[0].wait().unwrap();
+    members.0[0] = start();
+    producing.await.unwrap();
+
+    let dir = batch_store::CheckpointDir::open(&stats_dir).unwrap();
+    let load = |p: i32| {
+        let dir = dir.clone();
+        async move {
+            consumer::stats::PartitionStats::load(&dir, p)
+                .await
+                .expect("a readable stats file")
+                .unwrap_or_default()
+        }
+    };
+    for p in 0..4 {
+        let records = topic_records(&topic, p);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while load(p).await.offset != records.len() as i64 {
+            assert!(
+                Instant::now() < deadline,
+                "partition {p}: stats at offset {}, not {}:\n{}",
+                load(p).await.offset,
+                records.len(),
+                output.log_tail(60)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let stats = load(p).await;
+        let kept: std::collections::BTreeMap<_, _> = stats
+            .stations
+            .iter()
+            .map(|(station, s)| (station.clone(), common::stats::summary(s)))
+            .collect();
+        assert_eq!(kept, common::stats::expected(&records), "partition {p}");
+    }
+    for child in &mut members.0 {
+        terminate(child, &output);
+    }
+}
