@@ -46,7 +46,7 @@ use crate::{ConsumerOptions, Error, PartitionSummary, Result};
 /// The longest a member waits, when a partition is taken from it, for the
 /// partition's task to commit what it holds and stop. Past it the partition
 /// goes anyway; the new owner's claim fences whatever the task still tries.
-pub const REVOKE_WAIT: Duration = Duration::from_secs(60);
+const REVOKE_WAIT: Duration = Duration::from_secs(60);
 
 /// Consumes the partitions the group `options.group` gives this member until
 /// `stop` fires or a partition fails for another reason than losing it.

@@ -29,7 +29,6 @@ use batch_store::{CheckpointDir, Store};
 use tokio_util::sync::CancellationToken;
 use topic::KafkaSettings;
 
-pub use group::REVOKE_WAIT;
 pub use latency::Latencies;
 pub use owner::NO_FENCING_ENV;
 pub use partition::PartitionSummary;
