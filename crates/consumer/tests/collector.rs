@@ -65,7 +65,7 @@ async fn every_record_is_archived_once_in_the_file_of_its_day_and_station() {
 
     // pandas reads a day's files the way the data-collector users do.
     let python = local_stack::python_readers();
-    let out = Command::new(&python)
+    let out = local_stack::stdout_of(Command::new(&python)
         .arg("-c")
         .arg(
             "import glob, sys, pandas as pd\n\
@@ -73,16 +73,9 @@ async fn every_record_is_archived_once_in_the_file_of_its_day_and_station() {
              df = pd.concat(frames)\n\
              print(len(df), sorted(df.columns))",
         )
-        .arg(&archive.dir)
-        .output()
-        .expect("run the python readers");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&archive.dir));
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out).trim(),
         "2000 ['date', 'degrees', 'offset', 'partition', 'station_id']"
     );
 
@@ -156,13 +149,14 @@ async fn sigkilled_collectors_leave_every_record_exactly_once() {
             .unwrap()
     };
     let mut running = Running(vec![start()]);
-    let mut rng = Chaos::new();
-    for _ in 0..24 {
-        tokio::time::sleep(Duration::from_millis(150 + rng.below(500))).await;
-        running.0[0].kill().unwrap();
-        running.0[0].wait().unwrap();
-        running.0[0] = start();
-    }
+    running
+        .kill_and_restart(
+            24,
+            Duration::from_millis(150),
+            Duration::from_millis(500),
+            |_| start(),
+        )
+        .await;
     producing.await.unwrap();
     let ends: BTreeMap<i32, i64> = (0..4)
         .map(|p| (p, topic_records(&topic, p).len() as i64))

@@ -30,18 +30,8 @@ fn ends(positions: &[(i32, i64)], partitions: i32) -> BTreeMap<i32, i64> {
 }
 
 fn status_lines(archive: &Archive, topic: &str) -> Vec<String> {
-    let out = json_collector(archive, topic)
-        .arg("--status")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .expect("run collector --status");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
+    let out = local_stack::stdout_of(json_collector(archive, topic).arg("--status"));
+    String::from_utf8(out)
         .unwrap()
         .lines()
         .map(str::to_string)
@@ -149,10 +139,11 @@ async fn json_readings_are_archived_as_they_came_by_station_name_and_utc_day() {
 
     // The design's pandas loader, as written, loads every reading with every field.
     let python = local_stack::python_readers();
-    let out = Command::new(&python)
-        .arg("-c")
-        .arg(
-            "import sys, json\n\
+    let out = local_stack::stdout_of(
+        Command::new(&python)
+            .arg("-c")
+            .arg(
+                "import sys, json\n\
              import pandas as pd\n\
              from pathlib import Path\n\
              def load_kafka_streaming_data(data_dir: Path):\n\
@@ -168,16 +159,10 @@ async fn json_readings_are_archived_as_they_came_by_station_name_and_utc_day() {
              \x20   'stations': sorted(set(df['station_id'])),\n\
              \x20   'temperature_sum': float(df['temperature'].sum()),\n\
              \x20   'temperature_nulls': int(df['temperature'].isna().sum())}))",
-        )
-        .arg(&archive.dir)
-        .output()
-        .expect("run the python readers");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            )
+            .arg(&archive.dir),
     );
-    let loaded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let loaded: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(loaded["rows"], 1200);
     assert_eq!(
         loaded["columns"],
@@ -215,15 +200,7 @@ async fn json_readings_are_archived_as_they_came_by_station_name_and_utc_day() {
 
     // Kafka's own tool shows the collector's group at the end of every partition.
     let brokers = local_stack::brokers();
-    let described = local_stack::stack_output(&[
-        "kafka-tool",
-        "kafka.admin.ConsumerGroupCommand",
-        "--bootstrap-server",
-        &brokers,
-        "--describe",
-        "--group",
-        &group,
-    ]);
+    let described = describe_group(&brokers, &group);
     for (partition, end) in &want_ends {
         assert!(
             described.lines().any(|l| {
@@ -308,13 +285,14 @@ async fn sigkilled_json_collectors_leave_every_message_exactly_once() {
             .unwrap()
     };
     let mut running = Running(vec![start()]);
-    let mut rng = Chaos::new();
-    for _ in 0..24 {
-        tokio::time::sleep(Duration::from_millis(150 + rng.below(500))).await;
-        running.0[0].kill().unwrap();
-        running.0[0].wait().unwrap();
-        running.0[0] = start();
-    }
+    running
+        .kill_and_restart(
+            24,
+            Duration::from_millis(150),
+            Duration::from_millis(500),
+            |_| start(),
+        )
+        .await;
     let positions = sending.await.unwrap();
     archive
         .wait_for_offsets(&topic, &ends(&positions, 4), Duration::from_secs(120))
@@ -357,19 +335,14 @@ fn the_topic_follows_the_format() {
     )
     .unwrap();
     let status = |args: &[&str]| -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_collector"))
-            .args(args)
-            .arg("--status")
-            .env("DATA_COLLECTOR_OUTPUT_DIR", &archive.dir)
-            .env_remove("DATA_COLLECTOR_FORMAT")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = local_stack::stdout_of(
+            Command::new(env!("CARGO_BIN_EXE_collector"))
+                .args(args)
+                .arg("--status")
+                .env("DATA_COLLECTOR_OUTPUT_DIR", &archive.dir)
+                .env_remove("DATA_COLLECTOR_FORMAT"),
         );
-        String::from_utf8(out.stdout).unwrap()
+        String::from_utf8(out).unwrap()
     };
     assert_eq!(
         status(&[]),

@@ -69,10 +69,7 @@ async fn kafka_tools_see_the_topic_the_records_and_our_position_with_its_lag() {
     assert_eq!(keys.values().sum::<usize>(), 500, "{printed}");
     assert_eq!(keys.len(), 10);
 
-    let table = kafka_tool(
-        "kafka.admin.ConsumerGroupCommand",
-        &["--describe", "--group", &group],
-    );
+    let table = describe_group(&local_stack::brokers(), &group);
     for p in 0..4 {
         let row: Vec<&str> = table
             .lines()

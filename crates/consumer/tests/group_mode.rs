@@ -158,15 +158,7 @@ async fn three_members_share_the_partitions_through_a_kill_a_long_pause_and_a_ne
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // And Kafka's own tool shows every partition with a live owner and no lag.
-    let table = local_stack::stack_output(&[
-        "kafka-tool",
-        "kafka.admin.ConsumerGroupCommand",
-        "--bootstrap-server",
-        &brokers,
-        "--describe",
-        "--group",
-        &group,
-    ]);
+    let table = describe_group(&brokers, &group);
     for (p, end) in ends.iter().enumerate() {
         let row: Vec<&str> = table
             .lines()
@@ -212,14 +204,7 @@ async fn a_member_paused_mid_commit_cannot_commit_over_its_successor() {
         .env("P7_CRASH_POINT", "after-temp-file@4")
         .stderr(Stdio::piped());
     let mut first = Running(vec![first.spawn().unwrap()]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let worker = loop {
-        if let Some(worker) = worker_of(first.0[0].id()).filter(|&w| state_of(w) == Some('T')) {
-            break worker;
-        }
-        assert!(Instant::now() < deadline, "the first member never paused");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let worker = paused_worker(&first.0[0]).await;
     assert_eq!(output.committed_offset(0).await, 100);
 
     // B joins; once A's session has timed out, the group gives B the

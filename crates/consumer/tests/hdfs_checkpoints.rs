@@ -8,7 +8,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use local_stack::Tally;
@@ -37,22 +37,16 @@ async fn the_course_form_commits_exactly_once_with_checkpoints_on_hdfs() {
 
     // --status and --committed read the checkpoints where they are.
     let ask = |args: &[&str]| -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_consumer"))
-            .args(args)
-            .arg("--store")
-            .arg(&output.store_location)
-            .arg("--checkpoint-dir")
-            .arg(output.checkpoint_arg())
-            .env_remove("PROJECT")
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = local_stack::stdout_of(
+            Command::new(env!("CARGO_BIN_EXE_consumer"))
+                .args(args)
+                .arg("--store")
+                .arg(&output.store_location)
+                .arg("--checkpoint-dir")
+                .arg(output.checkpoint_arg())
+                .env_remove("PROJECT"),
         );
-        String::from_utf8(out.stdout).unwrap()
+        String::from_utf8(out).unwrap()
     };
     let status = ask(&["--status", "0", "1", "2", "3"]);
     let ends: Vec<usize> = (0..4).map(|p| topic_records(&topic, p).len()).collect();
@@ -114,14 +108,14 @@ async fn sigkilled_consumers_with_checkpoints_on_hdfs_commit_exactly_once() {
         command.spawn().expect("spawn consumer")
     };
     let mut consumers = Running((0..4).map(start).collect());
-    let mut rng = Chaos::new();
-    for _ in 0..12 {
-        tokio::time::sleep(Duration::from_millis(200 + rng.below(600))).await;
-        let victim = rng.below(4) as usize;
-        consumers.0[victim].kill().expect("SIGKILL");
-        consumers.0[victim].wait().expect("reap");
-        consumers.0[victim] = start(victim as i32);
-    }
+    consumers
+        .kill_and_restart(
+            12,
+            Duration::from_millis(200),
+            Duration::from_millis(600),
+            |victim| start(victim as i32),
+        )
+        .await;
     producing.await.unwrap();
     wait_for_the_ends(&topic, ROWS, &output).await;
     stop_and_compare(&topic, &output, &mut consumers).await;
@@ -146,14 +140,7 @@ async fn a_consumer_paused_mid_commit_cannot_commit_over_the_one_that_took_over(
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped());
     let mut first = Running(vec![first.spawn().unwrap()]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let worker = loop {
-        if let Some(worker) = worker_of(first.0[0].id()).filter(|&w| state_of(w) == Some('T')) {
-            break worker;
-        }
-        assert!(Instant::now() < deadline, "the first consumer never paused");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let worker = paused_worker(&first.0[0]).await;
     assert_eq!(output.committed_offset(0).await, 100);
 
     // B takes the partition over and commits it to its end, in batches of

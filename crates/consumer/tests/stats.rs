@@ -105,14 +105,14 @@ async fn sigkilled_stats_consumers_end_with_exact_stats_and_readers_never_see_a_
             .unwrap()
     };
     let mut consumers = Running((0..4).map(start).collect());
-    let mut rng = Chaos::new();
-    for _ in 0..24 {
-        tokio::time::sleep(Duration::from_millis(150 + rng.below(500))).await;
-        let victim = rng.below(4) as usize;
-        consumers.0[victim].kill().unwrap();
-        consumers.0[victim].wait().unwrap();
-        consumers.0[victim] = start(victim as i32);
-    }
+    consumers
+        .kill_and_restart(
+            24,
+            Duration::from_millis(150),
+            Duration::from_millis(500),
+            |victim| start(victim as i32),
+        )
+        .await;
     producing.await.unwrap();
 
     let mut tally = Tally::default();

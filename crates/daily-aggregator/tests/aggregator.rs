@@ -10,7 +10,7 @@ mod json;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use json::Message;
@@ -43,30 +43,8 @@ async fn create_topic(name: &str, partitions: i32) {
 }
 
 /// Runs `command` to its end (at most two minutes): success and stderr.
-fn run(mut command: Command) -> (bool, String) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut text).ok();
-        text
-    });
-    match local_stack::wait_for_exit(&mut child, Duration::from_secs(120)) {
-        Some(status) => (status.success(), reader.join().unwrap()),
-        None => {
-            child.kill().ok();
-            child.wait().ok();
-            panic!(
-                "did not exit within 120 s; stderr:\n{}",
-                reader.join().unwrap()
-            );
-        }
-    }
+fn run(command: Command) -> (bool, String) {
+    local_stack::run_to_exit(command, Duration::from_secs(120))
 }
 
 struct Setup {
@@ -160,18 +138,13 @@ impl Setup {
         assert!(count > 0);
         std::fs::write(&sent, text).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_summaries.py");
-        let out = Command::new(local_stack::python_readers())
-            .arg(script)
-            .arg(&sent)
-            .arg(&self.output)
-            .output()
-            .expect("run the python readers");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = local_stack::stdout_of(
+            Command::new(local_stack::python_readers())
+                .arg(script)
+                .arg(&sent)
+                .arg(&self.output),
         );
-        let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let result: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(result["problems"], serde_json::json!([]), "{result}");
         assert!(result["groups"].as_u64().unwrap() >= 6, "{result}");
     }

@@ -81,20 +81,27 @@ fn bin_dir_with(replaced: &str, script: &str) -> tempfile::TempDir {
     dir
 }
 
-#[test]
-fn the_real_pipeline_gets_a_full_score_and_a_broken_consumer_does_not() {
-    let _turn = one_grader_at_a_time();
-    // Both use the stack's `temperatures` topic, so they run one after the other.
+/// The grader run with `args` and a JSON report, which must succeed: what
+/// it printed, and the report.
+fn successful_grade(args: &[&str]) -> (String, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
     let output = grader(&bin_dir())
+        .args(args)
         .arg("--json")
         .arg(&json)
         .output()
         .unwrap();
     let printed = text(&output);
     assert!(output.status.success(), "{printed}");
-    let full = report(&json);
+    (printed, report(&json))
+}
+
+#[test]
+fn the_real_pipeline_gets_a_full_score_and_a_broken_consumer_does_not() {
+    let _turn = one_grader_at_a_time();
+    // Both use the stack's `temperatures` topic, so they run one after the other.
+    let (printed, full) = successful_grade(&[]);
     assert_eq!(
         (full["score"].as_u64(), full["max_score"].as_u64()),
         (Some(6), Some(6)),
@@ -109,6 +116,7 @@ fn the_real_pipeline_gets_a_full_score_and_a_broken_consumer_does_not() {
         "consumer",
         "#!/bin/sh\necho 'consumer: pretending to be broken' >&2\nexit 1\n",
     );
+    let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("broken.json");
     let output = grader(broken.path())
         .arg("--json")
@@ -136,17 +144,7 @@ fn the_real_pipeline_gets_a_full_score_and_a_broken_consumer_does_not() {
 #[test]
 fn consumers_with_their_checkpoints_on_hdfs_get_a_full_score() {
     let _turn = one_grader_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("report.json");
-    let output = grader(&bin_dir())
-        .arg("--checkpoints-on-hdfs")
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let printed = text(&output);
-    assert!(output.status.success(), "{printed}");
-    let full = report(&json);
+    let (printed, full) = successful_grade(&["--checkpoints-on-hdfs"]);
     assert_eq!(statuses(&full), vec!["pass"; 6], "{printed}");
     let commit = full["checks"][3]["detail"].as_str().unwrap();
     assert!(
@@ -158,6 +156,7 @@ fn consumers_with_their_checkpoints_on_hdfs_get_a_full_score() {
     );
 
     // Not without HDFS.
+    let dir = tempfile::tempdir().unwrap();
     let output = grader(&bin_dir())
         .arg("--checkpoints-on-hdfs")
         .env("P7_HDFS_URL", dir.path())

@@ -365,6 +365,50 @@ pub fn wait_for_exit(
     }
 }
 
+/// Runs `command` to its end (at most `timeout`), with no input and its
+/// output dropped: whether it succeeded, and its stderr. Panics, with that
+/// stderr, if it is still running then.
+pub fn run_to_exit(
+    mut command: std::process::Command,
+    timeout: std::time::Duration,
+) -> (bool, String) {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the program");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).ok();
+        text
+    });
+    match wait_for_exit(&mut child, timeout) {
+        Some(status) => (status.success(), reader.join().unwrap()),
+        None => {
+            child.kill().ok();
+            child.wait().ok();
+            panic!(
+                "{command:?} did not exit within {timeout:?}; stderr:\n{}",
+                reader.join().unwrap()
+            );
+        }
+    }
+}
+
+/// The stdout of `command`, run to its end; panics with its stderr unless it succeeds.
+pub fn stdout_of(command: &mut std::process::Command) -> Vec<u8> {
+    let out = command.output().expect("run the program");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Sends `signal` (e.g. "INT", "TERM", "STOP") to process `pid`; panics if
 /// it cannot.
 pub fn signal(pid: u32, signal: &str) {

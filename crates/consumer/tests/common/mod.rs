@@ -286,31 +286,9 @@ pub fn bare_consumer_command(topic: &str, output: &Output, partitions: &[i32]) -
     command
 }
 
-/// Runs a consumer to completion and returns (success, stderr).
-pub fn run_to_exit(mut command: Command, timeout: Duration) -> (bool, String) {
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn consumer");
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut text).ok();
-        text
-    });
-    match local_stack::wait_for_exit(&mut child, timeout) {
-        Some(status) => (status.success(), reader.join().unwrap()),
-        None => {
-            child.kill().ok();
-            child.wait().ok();
-            panic!(
-                "consumer did not exit within {timeout:?}; stderr:\n{}",
-                reader.join().unwrap()
-            );
-        }
-    }
-}
+// Not every test binary runs a program to its end.
+#[allow(unused_imports)]
+pub use local_stack::run_to_exit;
 
 /// Sends SIGTERM and waits for the exit; panics (with the consumers' log) unless it is clean.
 pub fn terminate(child: &mut Child, output: &Output) {
@@ -362,6 +340,33 @@ impl Chaos {
 
 /// Consumer processes that are killed when the test ends, passing or not.
 pub struct Running(pub Vec<Child>);
+
+impl Running {
+    /// `rounds` times: waits `pause` plus up to `spread` more, SIGKILLs one
+    /// of the processes (picked at random when there are several; the seed is
+    /// printed, see [`Chaos`]) and starts it again with `start(index)`.
+    pub async fn kill_and_restart(
+        &mut self,
+        rounds: u32,
+        pause: Duration,
+        spread: Duration,
+        start: impl Fn(usize) -> Child,
+    ) {
+        let mut rng = Chaos::new();
+        for _ in 0..rounds {
+            let wait = pause + Duration::from_millis(rng.below(spread.as_millis() as u64));
+            tokio::time::sleep(wait).await;
+            let victim = if self.0.len() > 1 {
+                rng.below(self.0.len() as u64) as usize
+            } else {
+                0
+            };
+            self.0[victim].kill().expect("SIGKILL");
+            self.0[victim].wait().expect("reap");
+            self.0[victim] = start(victim);
+        }
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -496,4 +501,31 @@ pub fn state_of(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // pid (comm) state …; comm may hold spaces, so look after the last ')'.
     stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+/// The worker of the supervised program `child` once it has stopped itself
+/// (SIGSTOP, at a `P7_PAUSE_POINT`); panics after a minute.
+pub async fn paused_worker(child: &Child) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(worker) = worker_of(child.id()).filter(|&w| state_of(w) == Some('T')) {
+            return worker;
+        }
+        assert!(Instant::now() < deadline, "the program never paused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `kafka-consumer-groups --describe --group GROUP` on `brokers` (Kafka's own
+/// tool, from the Apache Kafka jars), as printed.
+pub fn describe_group(brokers: &str, group: &str) -> String {
+    local_stack::stack_output(&[
+        "kafka-tool",
+        "kafka.admin.ConsumerGroupCommand",
+        "--bootstrap-server",
+        brokers,
+        "--describe",
+        "--group",
+        group,
+    ])
 }
