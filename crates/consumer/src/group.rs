@@ -86,13 +86,10 @@ pub(crate) async fn consume_group(
     );
     let mut queues = HashMap::new();
     for partition in 0..count as i32 {
-        let queue = consumer
-            .split_partition_queue(&options.topic, partition)
-            .ok_or_else(|| Error::Task {
-                partition,
-                cause: "librdkafka gave no queue for the partition".into(),
-            })?;
-        queues.insert(partition, Arc::new(queue));
+        queues.insert(
+            partition,
+            partition::split_queue(&consumer, &options.topic, partition)?,
+        );
     }
     consumer.subscribe(&[&options.topic])?;
     tracing::info!(group = %options.group, topic = %options.topic, "joined the group; waiting for partitions");
@@ -100,18 +97,19 @@ pub(crate) async fn consume_group(
     let mut tasks: JoinSet<(i32, Result<PartitionSummary>)> = JoinSet::new();
     let mut summaries: HashMap<i32, PartitionSummary> = HashMap::new();
     let mut first_error = None;
-    let mut idle_since = Some(Instant::now());
-    let idle = options.exit_when_idle.unwrap_or(Duration::MAX);
+    // Under --exit-when-idle: when to stop, while no partition task runs.
+    let idle_deadline = || {
+        options
+            .exit_when_idle
+            .map(|idle| tokio::time::Instant::now() + idle)
+    };
+    let mut stop_idle = idle_deadline();
     loop {
-        let idle_left =
-            idle_since.map_or(Duration::MAX, |since| idle.saturating_sub(since.elapsed()));
         tokio::select! {
             () = stop.cancelled() => break,
-            () = tokio::time::sleep(idle_left.min(Duration::from_secs(3600))), if idle_since.is_some() && idle != Duration::MAX => {
-                if idle_since.is_some_and(|since| since.elapsed() >= idle) {
-                    tracing::info!("no partition has had new records; stopping as asked (--exit-when-idle)");
-                    break;
-                }
+            () = async { tokio::time::sleep_until(stop_idle.unwrap()).await }, if stop_idle.is_some() => {
+                tracing::info!("no partition has had new records; stopping as asked (--exit-when-idle)");
+                break;
             }
             Some(partition) = assigned.recv() => {
                 let (plan, cancel, done) = match members.take_ready(partition, &consumer, &queues) {
@@ -123,7 +121,7 @@ pub(crate) async fn consume_group(
                     }
                 };
                 let options = Arc::clone(options);
-                idle_since = None;
+                stop_idle = None;
                 tasks.spawn(async move {
                     let _done = done;
                     let result = partition::consume_partition(&options, plan, &cancel).await;
@@ -150,7 +148,7 @@ pub(crate) async fn consume_group(
                     break;
                 }
                 if tasks.is_empty() {
-                    idle_since = Some(Instant::now());
+                    stop_idle = idle_deadline();
                 }
             }
         }

@@ -181,12 +181,7 @@ fn assign(
     for (index, ((partition, sink), start)) in sinks.into_iter().zip(starts).enumerate() {
         let client = index % consumers.len();
         let consumer = Arc::clone(&consumers[client]);
-        let queue = consumer
-            .split_partition_queue(&options.topic, partition)
-            .ok_or_else(|| Error::Task {
-                partition,
-                cause: "librdkafka gave no queue for the partition".into(),
-            })?;
+        let queue = split_queue(&consumer, &options.topic, partition)?;
         // The start offset travels with the assignment itself, so no fetch ever
         // happens from a position the group (or a default) chose.
         assignments[client].add_partition_offset(&options.topic, partition, start.fetch)?;
@@ -195,7 +190,7 @@ fn assign(
             partition,
             sink,
             consumer,
-            queue: Arc::new(queue),
+            queue,
             skip_below: start.skip_below,
         });
     }
@@ -203,6 +198,22 @@ fn assign(
         consumer.assign(assignment)?;
     }
     Ok(plans)
+}
+
+/// The partition's own queue, split off `consumer` so that its messages
+/// reach only that queue (see `consume_all`).
+pub(crate) fn split_queue(
+    consumer: &Arc<PartitionConsumer>,
+    topic: &str,
+    partition: i32,
+) -> Result<Arc<PartitionQueue>> {
+    consumer
+        .split_partition_queue(topic, partition)
+        .map(Arc::new)
+        .ok_or_else(|| Error::Task {
+            partition,
+            cause: "librdkafka gave no queue for the partition".into(),
+        })
 }
 
 /// Runs a task per partition, and serves the clients' main queues, until

@@ -112,33 +112,7 @@ impl KafkaSettings {
     /// they share [`READ_AHEAD_MESSAGES`] of read-ahead.
     pub fn assigned_consumer_config_for(&self, group: &str, partitions: usize) -> ClientConfig {
         let read_ahead = (READ_AHEAD_MESSAGES / partitions.max(1)).to_string();
-        self.client_config(&[
-            ("group.id", group),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.partition.eof", "false"),
-            // A position the broker does not have is an error, never a silent jump.
-            ("auto.offset.reset", "error"),
-            // librdkafka prefetches up to 64 MiB per partition by default; the
-            // batch being built already holds the data, so keep the read-ahead
-            // small. Each queued message costs two to four times its bytes on
-            // the wire. 4 MiB and 2 MiB were measured against this 3 MiB:
-            // more memory, or less speed (docs/design.md, "Memory").
-            ("queued.max.messages.kbytes", "3072"),
-            // A queued message costs librdkafka a few hundred bytes whatever
-            // its size, and ours are about 40 bytes on the wire, so the count
-            // is what bounds memory when one process reads many partitions.
-            ("queued.min.messages", &read_ahead),
-            // One fetch request serves every partition of the client, and
-            // tansu holds it this long when a partition has nothing new: the
-            // default 500 ms halved throughput once the partitions shared a
-            // client. Much less (25–50 ms) starved batches at course pace on
-            // HDFS (measured); 100 ms does neither.
-            ("fetch.wait.max.ms", "100"),
-            // When that read-ahead is full, librdkafka waits this long before
-            // fetching again (default 1 s: a full second's stall per pause).
-            ("fetch.queue.backoff.ms", "10"),
-        ])
+        self.client_config(&assigned_defaults(group, &read_ahead))
     }
 
     /// A member of `group` that lets the group assign it partitions and
@@ -148,24 +122,21 @@ impl KafkaSettings {
     /// consumed), and a member that stopped answering is out after
     /// [`GROUP_SESSION_TIMEOUT`].
     pub fn group_member_config(&self, group: &str, partitions: usize) -> ClientConfig {
-        let mut config = self.assigned_consumer_config_for(group, partitions);
-        config
-            .set("partition.assignment.strategy", "cooperative-sticky")
+        let read_ahead = (READ_AHEAD_MESSAGES / partitions.max(1)).to_string();
+        let session_timeout = GROUP_SESSION_TIMEOUT.as_millis().to_string();
+        let mut settings = assigned_defaults(group, &read_ahead);
+        // Later settings win over the assigned consumer's.
+        settings.extend([
+            ("partition.assignment.strategy", "cooperative-sticky"),
             // Offsets are stored by the caller once they are durable, and
             // sent from there (a send refused during a rebalance is retried).
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            .set(
-                "session.timeout.ms",
-                GROUP_SESSION_TIMEOUT.as_millis().to_string(),
-            )
-            .set("heartbeat.interval.ms", "3000")
-            .set("topic.metadata.refresh.interval.ms", "5000");
-        // The user's -X settings still come last.
-        for (key, value) in &self.properties {
-            config.set(key, value);
-        }
-        config
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "1000"),
+            ("session.timeout.ms", session_timeout.as_str()),
+            ("heartbeat.interval.ms", "3000"),
+            ("topic.metadata.refresh.interval.ms", "5000"),
+        ]);
+        self.client_config(&settings)
     }
 
     /// A consumer that subscribes and lets the broker assign partitions (its
@@ -492,6 +463,38 @@ pub async fn create_topic(
             }
         }
     }
+}
+
+/// The settings of a consumer whose position comes from its caller (see
+/// [`KafkaSettings::assigned_consumer_config`]).
+fn assigned_defaults<'a>(group: &'a str, read_ahead: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("group.id", group),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("enable.partition.eof", "false"),
+        // A position the broker does not have is an error, never a silent jump.
+        ("auto.offset.reset", "error"),
+        // librdkafka prefetches up to 64 MiB per partition by default; the
+        // batch being built already holds the data, so keep the read-ahead
+        // small. Each queued message costs two to four times its bytes on
+        // the wire. 4 MiB and 2 MiB were measured against this 3 MiB:
+        // more memory, or less speed (docs/design.md, "Memory").
+        ("queued.max.messages.kbytes", "3072"),
+        // A queued message costs librdkafka a few hundred bytes whatever
+        // its size, and ours are about 40 bytes on the wire, so the count
+        // is what bounds memory when one process reads many partitions.
+        ("queued.min.messages", read_ahead),
+        // One fetch request serves every partition of the client, and
+        // tansu holds it this long when a partition has nothing new: the
+        // default 500 ms halved throughput once the partitions shared a
+        // client. Much less (25–50 ms) starved batches at course pace on
+        // HDFS (measured); 100 ms does neither.
+        ("fetch.wait.max.ms", "100"),
+        // When that read-ahead is full, librdkafka waits this long before
+        // fetching again (default 1 s: a full second's stall per pause).
+        ("fetch.queue.backoff.ms", "10"),
+    ]
 }
 
 #[cfg(test)]
