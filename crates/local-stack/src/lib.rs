@@ -398,9 +398,15 @@ pub fn run_to_exit(
     }
 }
 
-/// The stdout of `command`, run to its end; panics with its stderr unless it succeeds.
+/// The stdout of `command`, run to its end; panics with its stderr unless it
+/// succeeds. Both are captured even where `command` sent them elsewhere.
 pub fn stdout_of(command: &mut std::process::Command) -> Vec<u8> {
-    let out = command.output().expect("run the program");
+    use std::process::Stdio;
+    let out = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run the program");
     assert!(
         out.status.success(),
         "{command:?}: {}",
